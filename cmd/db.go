@@ -1,0 +1,39 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sungrow/sungrow/db"
+)
+
+// openPool connects to PostgreSQL and checks that it answers.
+func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	// A search_path in the URL travels as a startup parameter, which some servers
+	// ignore (PGlite, the TimescaleDB server of the tests) or refuse (PgBouncer); setting
+	// it again on each new connection makes it hold everywhere.
+	if searchPath := cfg.ConnConfig.RuntimeParams["search_path"]; searchPath != "" {
+		cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			return db.New(conn).SetSearchPath(ctx, searchPath)
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database at %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	return pool, nil
+}

@@ -1,0 +1,137 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/spf13/cobra"
+
+	sungrowsql "github.com/sungrow/sungrow/sql"
+)
+
+func migrateCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply, roll back or inspect the database schema (migrations are embedded)",
+	}
+	sub := func(use, short string, fn func(context.Context, *goose.Provider, io.Writer) error) *cobra.Command {
+		return &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return withMigrator(cmd.Context(), e, func(p *goose.Provider) error {
+					return fn(cmd.Context(), p, e.stdout)
+				})
+			},
+		}
+	}
+	c.AddCommand(
+		sub("up", "Apply every pending migration", migrateUp),
+		sub("down", "Roll back the newest applied migration", migrateDown),
+		sub("status", "List every migration and when it was applied", migrateStatus),
+		sub("version", "Print the schema version of the database", migrateVersion),
+	)
+	return c
+}
+
+// withMigrator opens the database named by the configuration and hands fn a migrator.
+func withMigrator(ctx context.Context, e *env, fn func(*goose.Provider) error) error {
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return withPoolMigrator(pool, fn)
+}
+
+func withPoolMigrator(pool *pgxpool.Pool, fn func(*goose.Provider) error) error {
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	defer sqlDB.Close()
+	p, err := sungrowsql.NewMigrator(sqlDB)
+	if err != nil {
+		return err
+	}
+	return fn(p)
+}
+
+func migrateUp(ctx context.Context, p *goose.Provider, out io.Writer) error {
+	results, err := p.Up(ctx)
+	printResults(out, "applied", results)
+	if err != nil {
+		return fmt.Errorf("migrate up: %w", err)
+	}
+	if len(results) == 0 {
+		v, err := p.GetDBVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate up: %w", err)
+		}
+		fmt.Fprintf(out, "database is up to date at version %d\n", v)
+	}
+	return nil
+}
+
+func migrateDown(ctx context.Context, p *goose.Provider, out io.Writer) error {
+	result, err := p.Down(ctx)
+	if errors.Is(err, goose.ErrNoNextVersion) {
+		fmt.Fprintln(out, "nothing to roll back: no migration is applied")
+		return nil
+	}
+	if result != nil {
+		printResults(out, "rolled back", []*goose.MigrationResult{result})
+	}
+	if err != nil {
+		return fmt.Errorf("migrate down: %w", err)
+	}
+	return nil
+}
+
+func migrateStatus(ctx context.Context, p *goose.Provider, out io.Writer) error {
+	statuses, err := p.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate status: %w", err)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tMIGRATION\tAPPLIED AT")
+	for _, s := range statuses {
+		applied := "pending"
+		if s.State == goose.StateApplied {
+			applied = s.AppliedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", s.Source.Version, s.Source.Path, applied)
+	}
+	return tw.Flush()
+}
+
+func migrateVersion(ctx context.Context, p *goose.Provider, out io.Writer) error {
+	v, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate version: %w", err)
+	}
+	fmt.Fprintln(out, v)
+	return nil
+}
+
+func printResults(out io.Writer, verb string, results []*goose.MigrationResult) {
+	for _, r := range results {
+		if r.Error != nil {
+			fmt.Fprintf(out, "FAILED %s: %v\n", r.Source.Path, r.Error)
+			continue
+		}
+		fmt.Fprintf(out, "%s %s (%s)\n", verb, r.Source.Path, r.Duration.Round(time.Millisecond))
+	}
+}

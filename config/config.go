@@ -1,0 +1,107 @@
+// Package config reads sungrow's settings from the environment, so every command
+// validates them the same way and an invalid value stops the program with a message
+// that names the variable. Secrets (device tokens) never appear in its errors.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything sungrow reads from its environment. Commands use the parts they
+// need; Load checks only that values present are well formed.
+type Config struct {
+	DatabaseURL          string
+	RedisURL             string // empty: an in-process cache is used
+	ListenAddr           string
+	MaxRequestBytes      int64
+	MaxSamplesPerRequest int
+	CacheTTL             time.Duration // 0 turns the realtime cache off
+	ShutdownTimeout      time.Duration
+}
+
+// Load reads the configuration, applying defaults for unset variables. All problems are
+// reported together.
+func Load(getenv func(string) string) (Config, error) {
+	var errs []error
+	cfg := Config{
+		DatabaseURL: strings.TrimSpace(getenv("DATABASE_URL")),
+		RedisURL:    strings.TrimSpace(getenv("REDIS_URL")),
+		ListenAddr:  stringOr(getenv("LISTEN_ADDR"), ":8080"),
+	}
+	cfg.MaxRequestBytes = positiveInt(getenv, "MAX_REQUEST_BYTES", 1<<20, &errs)
+	cfg.MaxSamplesPerRequest = int(positiveInt(getenv, "MAX_SAMPLES_PER_REQUEST", 1000, &errs))
+	cfg.CacheTTL = seconds(getenv, "CACHE_TTL_S", 5, &errs)
+	cfg.ShutdownTimeout = seconds(getenv, "SHUTDOWN_TIMEOUT_S", 15, &errs)
+	return cfg, errors.Join(errs...)
+}
+
+// RequireDatabase reports a missing DATABASE_URL in the words an operator needs.
+func (c Config) RequireDatabase() error {
+	if c.DatabaseURL == "" {
+		return errors.New("DATABASE_URL is not set (e.g. postgres://postgres@localhost:5432/sungrow)")
+	}
+	return nil
+}
+
+// ParseDeviceTokens reads DEVICE_TOKENS ("tokenA:device-1,tokenB:device-2") into a map
+// from token to device. It needs at least one valid entry; an entry is named by its
+// position, never by its token.
+func ParseDeviceTokens(s string) (map[string]string, error) {
+	tokens := make(map[string]string)
+	for i, entry := range strings.Split(s, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		token, device, ok := strings.Cut(entry, ":")
+		token, device = strings.TrimSpace(token), strings.TrimSpace(device)
+		if !ok || token == "" || device == "" {
+			return nil, fmt.Errorf("DEVICE_TOKENS: entry %d is not token:device_id", i+1)
+		}
+		if _, dup := tokens[token]; dup {
+			return nil, fmt.Errorf("DEVICE_TOKENS: entry %d repeats an earlier token", i+1)
+		}
+		tokens[token] = device
+	}
+	if len(tokens) == 0 {
+		return nil, errors.New(`DEVICE_TOKENS is not set: give at least one token:device_id pair, e.g. DEVICE_TOKENS="s3cret:inverter-01"`)
+	}
+	return tokens, nil
+}
+
+func stringOr(v, def string) string {
+	if v = strings.TrimSpace(v); v != "" {
+		return v
+	}
+	return def
+}
+
+func positiveInt(getenv func(string) string, name string, def int64, errs *[]error) int64 {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		*errs = append(*errs, fmt.Errorf("%s=%q: want a whole number of at least 1", name, v))
+		return def
+	}
+	return n
+}
+
+func seconds(getenv func(string) string, name string, def float64, errs *[]error) time.Duration {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return time.Duration(def * float64(time.Second))
+	}
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil || n < 0 || n > 365*24*3600 {
+		*errs = append(*errs, fmt.Errorf("%s=%q: want a number of seconds, 0 or more", name, v))
+		return time.Duration(def * float64(time.Second))
+	}
+	return time.Duration(n * float64(time.Second))
+}

@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sungrow/sungrow/telemetry"
+)
+
+// encode writes v as a JSON response with the given status.
+func encode[T any](w http.ResponseWriter, status int, v T) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// The status is sent; a failed write means the client went away.
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// problem is an RFC 9457 problem document; clients read its detail.
+type problem struct {
+	Type   string            `json:"type"`
+	Title  string            `json:"title"`
+	Status int               `json:"status"`
+	Detail string            `json:"detail"`
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+// apiError is an error a handler answers with a status of its choosing.
+type apiError struct {
+	status int
+	detail string
+	fields map[string]string // e.g. "samples[1].ts" → what is wrong with it
+}
+
+func (e *apiError) Error() string { return e.detail }
+
+func errStatus(status int, format string, args ...any) error {
+	return &apiError{status: status, detail: fmt.Sprintf(format, args...)}
+}
+
+// fieldErrors is a 422 that names every field at fault; its detail lists the first few
+// in a stable order.
+func fieldErrors(fields map[string]string) error {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return fieldLess(keys[i], keys[j]) })
+	const shown = 5
+	parts := make([]string, 0, shown+1)
+	for i, k := range keys {
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("and %d more", len(keys)-shown))
+			break
+		}
+		parts = append(parts, k+": "+fields[k])
+	}
+	return &apiError{status: http.StatusUnprocessableEntity, detail: strings.Join(parts, "; "), fields: fields}
+}
+
+// fieldLess orders "samples[2].ts" before "samples[10].ts".
+func fieldLess(a, b string) bool {
+	var ia, ib int
+	_, errA := fmt.Sscanf(a, "samples[%d]", &ia)
+	_, errB := fmt.Sscanf(b, "samples[%d]", &ib)
+	if errA == nil && errB == nil && ia != ib {
+		return ia < ib
+	}
+	return a < b
+}
+
+// respondError is the one place that turns an error into an HTTP status.
+func respondError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	status, detail := http.StatusInternalServerError, "internal error"
+	var fields map[string]string
+	var apiErr *apiError
+	switch {
+	case errors.As(err, &apiErr):
+		status, detail, fields = apiErr.status, apiErr.detail, apiErr.fields
+	case errors.Is(err, telemetry.ErrNotFound):
+		status, detail = http.StatusNotFound, "no samples stored for this device yet"
+	case databaseUnavailable(err):
+		status, detail = http.StatusServiceUnavailable, "the database is unavailable; nothing was stored, retry later"
+		w.Header().Set("Retry-After", "5")
+	}
+	if status >= 500 {
+		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(problem{
+		Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Errors: fields,
+	})
+}
+
+// databaseUnavailable tells a database that could not be reached (or timed out) from
+// one that answered with an error: the first is worth a retry, the second is a bug.
+func databaseUnavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Server-side errors that mean "not now": shutting down, too many connections,
+		// read-only standby, or a statement cancelled by its timeout.
+		switch pgErr.Code[:2] {
+		case "08", "53", "57":
+			return true
+		}
+		return pgErr.Code == "25006"
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) ||
+		pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed)
+}

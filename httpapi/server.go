@@ -1,0 +1,47 @@
+// Package httpapi is sungrow's HTTP surface: NewServer wires the routes (all listed in
+// routes.go) to their handlers, and the middleware, encode/decode and error helpers
+// every handler shares.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/sungrow/sungrow/telemetry"
+)
+
+// Deps is everything the HTTP API needs; NewServer reads nothing else.
+type Deps struct {
+	Logger *slog.Logger
+	// Tokens maps a bearer token to the one device it may speak for.
+	Tokens  map[string]string
+	Samples SampleStore
+	// Cache is told when a device has new samples; nil means no cache.
+	Cache                RealtimeInvalidator
+	MaxRequestBytes      int64
+	MaxSamplesPerRequest int
+	Now                  func() time.Time
+}
+
+// SampleStore writes samples; telemetry.Store is the real one.
+type SampleStore interface {
+	Insert(ctx context.Context, deviceID string, samples []telemetry.Sample) (int64, error)
+}
+
+// RealtimeInvalidator forgets the cached newest sample of a device. It is best effort:
+// it logs its own failures and never fails the request that calls it.
+type RealtimeInvalidator interface {
+	Invalidate(ctx context.Context, deviceID string)
+}
+
+// NewServer returns the whole HTTP API as one handler.
+func NewServer(deps Deps) http.Handler {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	mux := http.NewServeMux()
+	addRoutes(mux, deps)
+	return logRequests(deps.Logger, mux)
+}
