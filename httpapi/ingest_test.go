@@ -249,7 +249,7 @@ func TestIngestRejectsBadInputAndWritesNothing(t *testing.T) {
 				is.Equal(res.status, tt.status)
 				detail, _ := res.body["detail"].(string)
 				is.True(strings.Contains(detail, tt.detail)) // the detail names the field
-				is.Equal(countRows(t, d.Pool), 0)           // nothing written
+				is.Equal(countRows(t, d.Pool), 0)            // nothing written
 			})
 		}
 	})
