@@ -1,0 +1,248 @@
+package cmd_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/matryer/is"
+
+	"github.com/sungrow/sungrow/cmd"
+	"github.com/sungrow/sungrow/internal/testenv"
+)
+
+// run runs the sungrow command line with the given environment.
+func run(ctx context.Context, env map[string]string, args ...string) (stdout, stderr string, err error) {
+	var out, errOut bytes.Buffer
+	err = cmd.Run(ctx, args, func(k string) string { return env[k] }, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+// schemaOf describes the columns, indexes and hypertable status of sungrow_samples in
+// the current schema, to compare schemas before and after.
+func schemaOf(t *testing.T, url string) string {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var desc string
+	err = pool.QueryRow(context.Background(), `
+		SELECT coalesce(string_agg(column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, ''), ', ' ORDER BY ordinal_position), '')
+		  || ' | ' || (SELECT coalesce(string_agg(indexdef, ', ' ORDER BY indexname), '') FROM pg_indexes
+		               WHERE tablename = 'sungrow_samples' AND schemaname = current_schema())
+		FROM information_schema.columns
+		WHERE table_name = 'sungrow_samples' AND table_schema = current_schema()`).Scan(&desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return desc
+}
+
+func TestMigrate(t *testing.T) {
+	for _, b := range testenv.Backends {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			ctx := context.Background()
+			d := testenv.NewEmpty(t, b)
+			d.Pool.Close() // the command opens its own connection
+			env := map[string]string{"DATABASE_URL": d.URL}
+
+			out, _, err := run(ctx, env, "migrate", "status")
+			is.NoErr(err)
+			is.True(strings.Contains(out, "00001_samples.sql"))
+			is.True(strings.Contains(out, "pending"))
+
+			out, _, err = run(ctx, env, "migrate", "up")
+			is.NoErr(err)
+			is.True(strings.Contains(out, "applied 00001_samples.sql"))
+			applied := schemaOf(t, d.URL)
+			is.True(strings.Contains(applied, "ts timestamp with time zone NO"))
+
+			out, _, err = run(ctx, env, "migrate", "up") // the second time changes nothing
+			is.NoErr(err)
+			is.True(strings.Contains(out, "up to date"))
+			is.True(!strings.Contains(out, "applied"))
+			is.Equal(schemaOf(t, d.URL), applied)
+
+			out, _, err = run(ctx, env, "migrate", "status")
+			is.NoErr(err)
+			is.True(!strings.Contains(out, "pending"))
+
+			out, _, err = run(ctx, env, "migrate", "version")
+			is.NoErr(err)
+			version := strings.TrimSpace(out)
+			is.True(version != "0")
+
+			// Down all the way, then up again, restores the same schema.
+			for range 10 {
+				out, _, err = run(ctx, env, "migrate", "down")
+				is.NoErr(err)
+				if strings.Contains(out, "nothing to roll back") {
+					break
+				}
+			}
+			is.Equal(schemaOf(t, d.URL), " | ") // no table left
+			_, _, err = run(ctx, env, "migrate", "up")
+			is.NoErr(err)
+			is.Equal(schemaOf(t, d.URL), applied)
+			out, _, err = run(ctx, env, "migrate", "version")
+			is.NoErr(err)
+			is.Equal(strings.TrimSpace(out), version)
+
+			if b == testenv.TimescaleDB {
+				pool, err := pgxpool.New(ctx, d.URL)
+				is.NoErr(err)
+				defer pool.Close()
+				var interval time.Duration
+				err = pool.QueryRow(ctx, `
+					SELECT time_interval FROM timescaledb_information.dimensions
+					WHERE hypertable_schema = current_schema() AND hypertable_name = 'sungrow_samples'
+					  AND column_name = 'ts'`).Scan(&interval)
+				is.NoErr(err)                        // sungrow_samples is a hypertable on ts
+				is.Equal(interval, 7*24*time.Hour) // with 7-day chunks
+			}
+		})
+	}
+}
+
+func TestServeRefusesPendingMigrations(t *testing.T) {
+	is := is.New(t)
+	d := testenv.NewEmpty(t, testenv.Postgres)
+	_, _, err := run(context.Background(), map[string]string{
+		"DATABASE_URL":  d.URL,
+		"DEVICE_TOKENS": "tok:inverter-01",
+		"LISTEN_ADDR":   "127.0.0.1:0",
+	}, "serve")
+	is.True(err != nil)
+	is.True(strings.Contains(err.Error(), "sungrow migrate up"))
+}
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	d := testenv.New(t, testenv.Postgres)
+	base := map[string]string{"DATABASE_URL": d.URL, "DEVICE_TOKENS": "secret-token:inverter-01", "LISTEN_ADDR": "127.0.0.1:0"}
+	tests := []struct {
+		name, key, value, want string
+	}{
+		{"bad max bytes", "MAX_REQUEST_BYTES", "lots", "MAX_REQUEST_BYTES"},
+		{"zero max samples", "MAX_SAMPLES_PER_REQUEST", "0", "MAX_SAMPLES_PER_REQUEST"},
+		{"negative ttl", "CACHE_TTL_S", "-1", "CACHE_TTL_S"},
+		{"no tokens", "DEVICE_TOKENS", "", "DEVICE_TOKENS"},
+		{"token without device", "DEVICE_TOKENS", "secret-token", "DEVICE_TOKENS"},
+		{"no database", "DATABASE_URL", "", "DATABASE_URL"},
+		{"bad log level", "LOG_LEVEL", "loud", "LOG_LEVEL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			env := map[string]string{}
+			for k, v := range base {
+				env[k] = v
+			}
+			env[tt.key] = tt.value
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, stderr, err := run(ctx, env, "serve")
+			is.True(err != nil)
+			is.True(strings.Contains(err.Error(), tt.want))
+			is.True(!strings.Contains(err.Error()+stderr, "secret-token")) // tokens never shown
+		})
+	}
+}
+
+func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
+	is := is.New(t)
+	d := testenv.NewEmpty(t, testenv.Postgres)
+	// No DEVICE_TOKENS: migrate does not need them.
+	_, _, err := run(context.Background(), map[string]string{"DATABASE_URL": d.URL}, "migrate", "up")
+	is.NoErr(err)
+}
+
+func TestServeServesAndShutsDownCleanly(t *testing.T) {
+	is := is.New(t)
+	d := testenv.New(t, testenv.Postgres)
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := run(ctx, map[string]string{
+			"DATABASE_URL":  d.URL,
+			"DEVICE_TOKENS": "tok:inverter-01",
+			"LISTEN_ADDR":   addr,
+		}, "serve")
+		done <- err
+	}()
+	waitHealthy(t, "http://"+addr)
+
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/ingest", strings.NewReader(
+		`{"samples":[{"device_id":"inverter-01","ts":"2026-01-01T00:00:00Z","pv_power_w":1,"battery_power_w":0,"battery_soc_pct":50,"load_power_w":1,"export_power_w":0}]}`))
+	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	is.NoErr(err)
+	res.Body.Close()
+	is.Equal(res.StatusCode, http.StatusOK)
+
+	cancel()
+	select {
+	case err := <-done:
+		is.NoErr(err) // a clean shutdown is not an error
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop after its context was cancelled")
+	}
+}
+
+// freeAddr returns a loopback address with a port nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitHealthy polls /health until the server answers, as a load balancer would.
+func waitHealthy(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := http.Get(base + "/health")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal(fmt.Sprintf("%s/health did not answer within 20 s", base))
+}
+
+func TestConcurrentMigrateUpDoesNotCollide(t *testing.T) {
+	is := is.New(t)
+	d := testenv.NewEmpty(t, testenv.Postgres)
+	env := map[string]string{"DATABASE_URL": d.URL}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, _, err := run(context.Background(), env, "migrate", "up")
+			errs <- err
+		}()
+	}
+	for range 4 {
+		is.NoErr(<-errs) // each waits for the lock, then finds nothing (or everything) to do
+	}
+	out, _, err := run(context.Background(), env, "migrate", "status")
+	is.NoErr(err)
+	is.True(!strings.Contains(out, "pending"))
+}
