@@ -107,7 +107,7 @@ func TestMigrate(t *testing.T) {
 					SELECT time_interval FROM timescaledb_information.dimensions
 					WHERE hypertable_schema = current_schema() AND hypertable_name = 'sungrow_samples'
 					  AND column_name = 'ts'`).Scan(&interval)
-				is.NoErr(err)                        // sungrow_samples is a hypertable on ts
+				is.NoErr(err)                      // sungrow_samples is a hypertable on ts
 				is.Equal(interval, 7*24*time.Hour) // with 7-day chunks
 			}
 		})
