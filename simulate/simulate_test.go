@@ -132,7 +132,7 @@ func TestDailyEnergyMatchesPower(t *testing.T) {
 	is.Equal(*next.PVDailyKWh, 0.0)
 	last := samples[24*60-1]
 	is.True(math.Abs(*last.PVDailyKWh-wh/1000) < 0.2) // the counter is the day's energy
-	is.True(wh > 10_000)                               // a June day gives a 6 kWp array well over 10 kWh
+	is.True(wh > 10_000)                              // a June day gives a 6 kWp array well over 10 kWh
 }
 
 func TestDailyCounterFollowsLocalMidnight(t *testing.T) {
