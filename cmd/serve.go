@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -69,21 +70,23 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		logger.Warn("timescaledb is not installed: sungrow_samples is a plain table")
 	}
 
-	var invalidator httpapi.RealtimeInvalidator
-	if cfg.RedisURL != "" {
-		rc, err := cache.NewRedis(cfg.RedisURL, logger)
-		if err != nil {
-			return err
-		}
+	// A nil *cache.Realtime must not become a non-nil interface: realtime stays nil
+	// when caching is off.
+	var realtime httpapi.RealtimeCache
+	rc, err := realtimeCache(cfg, logger)
+	if err != nil {
+		return err
+	}
+	if rc != nil {
 		defer rc.Close()
-		invalidator = rc
+		realtime = rc
 	}
 
 	handler := httpapi.NewServer(httpapi.Deps{
 		Logger:               logger,
 		Tokens:               tokens,
 		Samples:              store,
-		Cache:                invalidator,
+		Cache:                realtime,
 		MaxRequestBytes:      cfg.MaxRequestBytes,
 		MaxSamplesPerRequest: cfg.MaxSamplesPerRequest,
 	})
@@ -139,4 +142,35 @@ func listenAndServe(ctx context.Context, logger *slog.Logger, cfg config.Config,
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// realtimeCache builds the cache of GET /v1/realtime from the configuration and says
+// in the log which one is in use: none (CACHE_TTL_S=0), Redis (REDIS_URL) or in
+// process.
+func realtimeCache(cfg config.Config, logger *slog.Logger) (*cache.Realtime, error) {
+	opts := cache.Options{TTL: cfg.CacheTTL, Logger: logger}
+	switch {
+	case cfg.CacheTTL <= 0:
+		logger.Info("realtime cache: off (CACHE_TTL_S=0), every read queries the database")
+		return nil, nil
+	case cfg.RedisURL != "":
+		rc, err := cache.NewRedis(cfg.RedisURL, opts)
+		if err != nil {
+			return nil, err
+		}
+		logger.Info("realtime cache: redis", "ttl", cfg.CacheTTL.String(), "redis", redactedRedis(cfg.RedisURL))
+		return rc, nil
+	default:
+		logger.Info("realtime cache: in-process (REDIS_URL unset; each instance caches on its own)", "ttl", cfg.CacheTTL.String())
+		return cache.NewMemory(opts), nil
+	}
+}
+
+// redactedRedis is the Redis URL without its password, fit for a log line.
+func redactedRedis(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
 }

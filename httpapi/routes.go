@@ -1,12 +1,21 @@
 package httpapi
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/sungrow/sungrow/web"
+)
 
 // addRoutes lists the whole API surface.
 func addRoutes(mux *http.ServeMux, deps Deps) {
 	auth := requireDevice(deps.Tokens)
 
 	mux.Handle("GET /health", handleHealth())
+	mux.Handle("GET /v1/me", auth(handleMe()))
+	// The dashboard. "GET /" alone would match every path; {$} keeps it to / itself.
+	mux.Handle("GET /{$}", web.Page())
+	mux.Handle("GET /static/", web.Assets())
 	mux.Handle("POST /v1/ingest", auth(handleIngest(deps.Logger, deps.Samples, deps.Cache,
 		deps.MaxRequestBytes, deps.MaxSamplesPerRequest, deps.Now)))
+	mux.Handle("GET /v1/realtime", auth(handleRealtime(deps.Logger, deps.Samples, deps.Cache)))
 }

@@ -18,22 +18,34 @@ type Deps struct {
 	// Tokens maps a bearer token to the one device it may speak for.
 	Tokens  map[string]string
 	Samples SampleStore
-	// Cache is told when a device has new samples; nil means no cache.
-	Cache                RealtimeInvalidator
+	// Cache serves GET /v1/realtime and is told when a device has new samples; nil
+	// means no cache (CACHE_TTL_S=0): every realtime read queries the database.
+	Cache                RealtimeCache
 	MaxRequestBytes      int64
 	MaxSamplesPerRequest int
 	Now                  func() time.Time
 }
 
-// SampleStore writes samples; telemetry.Store is the real one.
+// SampleStore writes and reads samples; telemetry.Store is the real one.
 type SampleStore interface {
 	Insert(ctx context.Context, deviceID string, samples []telemetry.Sample) (int64, error)
+	// Latest returns the newest sample of a device, or telemetry.ErrNotFound.
+	Latest(ctx context.Context, deviceID string) (telemetry.Sample, error)
 }
 
 // RealtimeInvalidator forgets the cached newest sample of a device. It is best effort:
 // it logs its own failures and never fails the request that calls it.
 type RealtimeInvalidator interface {
 	Invalidate(ctx context.Context, deviceID string)
+}
+
+// RealtimeCache holds each device's encoded realtime answer; cache.Realtime (Redis or
+// in-process) is the real one. Get returns the cached answer or calls load, once for
+// all concurrent misses of a device, and caches what it returns; its own failures are
+// logged and end in load, never in an error.
+type RealtimeCache interface {
+	RealtimeInvalidator
+	Get(ctx context.Context, deviceID string, load func(context.Context) ([]byte, error)) ([]byte, error)
 }
 
 // NewServer returns the whole HTTP API as one handler.
