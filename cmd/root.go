@@ -64,7 +64,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&e.databaseURL, "database-url", "", "PostgreSQL URL (default $DATABASE_URL)")
-	root.AddCommand(serveCommand(e), migrateCommand(e))
+	root.AddCommand(serveCommand(e), migrateCommand(e), simulateCommand(e),
+		versionCommand(e), healthcheckCommand(e))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
