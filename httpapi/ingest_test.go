@@ -30,7 +30,7 @@ const (
 // fixedNow pins the clock of ingest validation.
 var fixedNow = time.Date(2026, 2, 15, 12, 0, 0, 0, time.UTC)
 
-func newServer(t *testing.T, pool *pgxpool.Pool, tweak ...func(*httpapi.Deps)) *httptest.Server {
+func newServer(t testing.TB, pool *pgxpool.Pool, tweak ...func(*httpapi.Deps)) *httptest.Server {
 	t.Helper()
 	deps := httpapi.Deps{
 		Logger:               slog.New(slog.NewJSONHandler(io.Discard, nil)),
@@ -220,11 +220,13 @@ func TestIngestRejectsBadInputAndWritesNothing(t *testing.T) {
 		status int
 		detail string // a part of the detail
 	}{
-		{"malformed JSON", `{"samples": [`, 422, "body"},
+		{"malformed JSON", `{"samples": [`, 422, "malformed JSON"},
+		{"duplicate key", `{"samples": [], "samples": []}`, 422, "malformed JSON"},
 		{"not an object", `[1,2]`, 422, "body"},
 		{"trailing data", `{"samples": []} {}`, 422, "body"},
 		{"samples missing", `{}`, 422, "samples"},
-		{"samples not a list", `{"samples": 3}`, 422, "body"},
+		{"samples not a list", `{"samples": 3}`, 422, "samples"},
+		{"sample not an object", `{"samples": [3]}`, 422, "samples[0]"},
 		{"wrong type", with("pv_power_w", "1200"), 422, "samples[1].pv_power_w"},
 		{"huge number", `{"samples": [{"device_id": "inverter-01", "ts": "2026-02-15T08:00:00Z", "pv_power_w": 1e999, "battery_power_w": 0, "battery_soc_pct": 50, "load_power_w": 0, "export_power_w": 0}]}`, 422, "samples[0].pv_power_w"},
 		{"missing required field", with("load_power_w", nil), 422, "samples[1].load_power_w"},
@@ -238,7 +240,7 @@ func TestIngestRejectsBadInputAndWritesNothing(t *testing.T) {
 		{"ts not a time", with("ts", "yesterday"), 422, "samples[1].ts"},
 		{"ts over 24 h ahead", with("ts", fixedNow.Add(25*time.Hour).Format(time.RFC3339)), 422, "samples[1].ts"},
 		{"another device", with("device_id", "inverter-02"), 403, "samples[1].device_id"},
-		{"too many samples", batch(0, 1001), 413, "1001 samples"},
+		{"too many samples", batch(0, 1001), 413, "1000 samples"},
 	}
 	testenv.ForEach(t, func(t *testing.T, d *testenv.DB) {
 		srv := newServer(t, d.Pool)
