@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	// The zone database travels in the binary so --tz and SUNGROW_TZ work in a
+	// scratch or distroless image too.
+	_ "time/tzdata"
 
 	"github.com/spf13/cobra"
 
