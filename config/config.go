@@ -21,6 +21,11 @@ type Config struct {
 	MaxSamplesPerRequest int
 	CacheTTL             time.Duration // 0 turns the realtime cache off
 	ShutdownTimeout      time.Duration
+	// TZ (SUNGROW_TZ) is where days, weeks, months and years of GET /v1/series begin.
+	TZ *time.Location
+	// LateRefreshDelay (LATE_REFRESH_DELAY_S) is how long serve gathers late samples
+	// before it refreshes the aggregates they fall in, so a burst costs one refresh.
+	LateRefreshDelay time.Duration
 }
 
 // Load reads the configuration, applying defaults for unset variables. All problems are
@@ -36,6 +41,8 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.MaxSamplesPerRequest = int(positiveInt(getenv, "MAX_SAMPLES_PER_REQUEST", 1000, &errs))
 	cfg.CacheTTL = seconds(getenv, "CACHE_TTL_S", 5, &errs)
 	cfg.ShutdownTimeout = seconds(getenv, "SHUTDOWN_TIMEOUT_S", 15, &errs)
+	cfg.TZ = timeZone(getenv, "SUNGROW_TZ", &errs)
+	cfg.LateRefreshDelay = seconds(getenv, "LATE_REFRESH_DELAY_S", 10, &errs)
 	return cfg, errors.Join(errs...)
 }
 
@@ -104,4 +111,19 @@ func seconds(getenv func(string) string, name string, def float64, errs *[]error
 		return time.Duration(def * float64(time.Second))
 	}
 	return time.Duration(n * float64(time.Second))
+}
+
+// timeZone reads an IANA zone name; "Local" is refused because its meaning depends on
+// the machine, and the aggregates must be built in a zone that can be named again.
+func timeZone(getenv func(string) string, name string, errs *[]error) *time.Location {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return time.UTC
+	}
+	loc, err := time.LoadLocation(v)
+	if err != nil || v == "Local" {
+		*errs = append(*errs, fmt.Errorf("%s=%q: want an IANA time zone name such as UTC or Europe/Brussels", name, v))
+		return time.UTC
+	}
+	return loc
 }

@@ -8,6 +8,62 @@ import (
 	"time"
 )
 
+type SungrowAggregateZone struct {
+	Zone string
+	One  bool
+}
+
+type SungrowDaily struct {
+	DeviceID         string
+	Bucket           time.Time
+	AvgPvPowerW      float64
+	MaxPvPowerW      float64
+	AvgBatteryPowerW float64
+	AvgBatterySocPct float64
+	AvgLoadPowerW    float64
+	AvgExportPowerW  float64
+	SampleCount      int64
+	SumPvPowerW      float64
+	SumBatteryPowerW float64
+	SumBatterySocPct float64
+	SumLoadPowerW    float64
+	SumExportPowerW  float64
+}
+
+type SungrowHourly struct {
+	DeviceID         string
+	Bucket           time.Time
+	AvgPvPowerW      float64
+	MaxPvPowerW      float64
+	AvgBatteryPowerW float64
+	AvgBatterySocPct float64
+	AvgLoadPowerW    float64
+	AvgExportPowerW  float64
+	SampleCount      int64
+	SumPvPowerW      float64
+	SumBatteryPowerW float64
+	SumBatterySocPct float64
+	SumLoadPowerW    float64
+	SumExportPowerW  float64
+}
+
+type SungrowMonthly struct {
+	DeviceID         string
+	Bucket           time.Time
+	AvgPvPowerW      float64
+	MaxPvPowerW      float64
+	AvgBatteryPowerW float64
+	AvgBatterySocPct float64
+	AvgLoadPowerW    float64
+	AvgExportPowerW  float64
+	SampleCount      int64
+	SumPvPowerW      float64
+	SumBatteryPowerW float64
+	SumBatterySocPct float64
+	SumLoadPowerW    float64
+	SumExportPowerW  float64
+}
+
 type SungrowSample struct {
 	DeviceID      string
 	Ts            time.Time
