@@ -118,7 +118,7 @@ func universalOptions(rawURL string) (*redis.UniversalOptions, error) {
 		opts.WriteTimeout = defaultIOTimeout
 	}
 	if opts.PoolTimeout == 0 {
-		opts.PoolTimeout = defaultIOTimeout
+		opts.PoolTimeout = 2 * defaultIOTimeout // a burst may queue for a connection
 	}
 	if opts.MaxRetries == 0 {
 		opts.MaxRetries = -1 // no retries: the database is the fallback, not a second try
