@@ -17,6 +17,7 @@ import (
 	"github.com/sungrow/sungrow/cache"
 	"github.com/sungrow/sungrow/config"
 	"github.com/sungrow/sungrow/httpapi"
+	"github.com/sungrow/sungrow/metrics"
 	"github.com/sungrow/sungrow/telemetry"
 )
 
@@ -82,7 +83,14 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		realtime = rc
 	}
 
+	m := metrics.New()
+	m.WatchPool(pool)
+	ready := []httpapi.ReadyCheck{{Name: "database", Check: pool.Ping}}
+
 	handler := httpapi.NewServer(httpapi.Deps{
+		Metrics:              m,
+		Ready:                ready,
+		CORSOrigins:          cfg.CORSOrigins,
 		Logger:               logger,
 		Tokens:               tokens,
 		Samples:              store,

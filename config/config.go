@@ -26,6 +26,9 @@ type Config struct {
 	// LateRefreshDelay (LATE_REFRESH_DELAY_S) is how long serve gathers late samples
 	// before it refreshes the aggregates they fall in, so a burst costs one refresh.
 	LateRefreshDelay time.Duration
+	// CORSOrigins (CORS_ORIGINS, comma-separated; "*" for any) may read the GET
+	// endpoints from a browser. Empty: no CORS headers at all.
+	CORSOrigins []string
 }
 
 // Load reads the configuration, applying defaults for unset variables. All problems are
@@ -43,6 +46,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.ShutdownTimeout = seconds(getenv, "SHUTDOWN_TIMEOUT_S", 15, &errs)
 	cfg.TZ = timeZone(getenv, "SUNGROW_TZ", &errs)
 	cfg.LateRefreshDelay = seconds(getenv, "LATE_REFRESH_DELAY_S", 10, &errs)
+	cfg.CORSOrigins = origins(getenv, "CORS_ORIGINS", &errs)
 	return cfg, errors.Join(errs...)
 }
 
@@ -126,4 +130,21 @@ func timeZone(getenv func(string) string, name string, errs *[]error) *time.Loca
 		return time.UTC
 	}
 	return loc
+}
+
+// origins reads a comma-separated list of browser origins (scheme://host[:port]).
+func origins(getenv func(string) string, name string, errs *[]error) []string {
+	var list []string
+	for _, o := range strings.Split(getenv(name), ",") {
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		if o == "" {
+			continue
+		}
+		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			*errs = append(*errs, fmt.Errorf("%s: %q is not an origin like https://dash.example.com", name, o))
+			continue
+		}
+		list = append(list, o)
+	}
+	return list
 }

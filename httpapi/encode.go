@@ -18,6 +18,11 @@ import (
 // encode writes v as a JSON response with the given status.
 func encode[T any](w http.ResponseWriter, status int, v T) {
 	w.Header().Set("Content-Type", "application/json")
+	encodeStatus(w, status, v)
+}
+
+// encodeStatus writes v as JSON under the Content-Type already set.
+func encodeStatus[T any](w http.ResponseWriter, status int, v T) {
 	w.WriteHeader(status)
 	// The status is sent; a failed write means the client went away.
 	_ = json.NewEncoder(w).Encode(v)
@@ -91,11 +96,11 @@ func respondError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		w.Header().Set("Retry-After", "5")
 	}
 	if status >= 500 {
-		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		logger.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()),
+			"method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problem{
+	encodeStatus(w, status, problem{
 		Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Errors: fields,
 	})
 }

@@ -4,11 +4,13 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/sungrow/sungrow/metrics"
 )
 
 // handleIngest stores a batch of samples of the token's device, all or nothing, and
 // answers with how many were new.
-func handleIngest(logger *slog.Logger, store SampleStore, cache RealtimeInvalidator,
+func handleIngest(logger *slog.Logger, m *metrics.Metrics, store SampleStore, cache RealtimeInvalidator,
 	maxBytes int64, maxSamples int, now func() time.Time) http.Handler {
 	type response struct {
 		Inserted int64 `json:"inserted"`
@@ -25,6 +27,8 @@ func handleIngest(logger *slog.Logger, store SampleStore, cache RealtimeInvalida
 			respondError(w, r, logger, err)
 			return
 		}
+		m.ReceivedSamples.Add(float64(len(samples)))
+		m.IngestedRows.Add(float64(inserted))
 		if inserted > 0 && cache != nil {
 			cache.Invalidate(r.Context(), device)
 		}

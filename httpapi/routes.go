@@ -11,11 +11,14 @@ func addRoutes(mux *http.ServeMux, deps Deps) {
 	auth := requireDevice(deps.Tokens)
 
 	mux.Handle("GET /health", handleHealth())
+	mux.Handle("GET /ready", handleReady(deps.Ready))
+	mux.Handle("GET /metrics", deps.Metrics.Handler())
 	mux.Handle("GET /v1/me", auth(handleMe()))
 	// The dashboard. "GET /" alone would match every path; {$} keeps it to / itself.
 	mux.Handle("GET /{$}", web.Page())
 	mux.Handle("GET /static/", web.Assets())
-	mux.Handle("POST /v1/ingest", auth(handleIngest(deps.Logger, deps.Samples, deps.Cache,
+	mux.Handle("POST /v1/ingest", auth(handleIngest(deps.Logger, deps.Metrics, withLateData(deps.Samples, deps.LateData), deps.Cache,
 		deps.MaxRequestBytes, deps.MaxSamplesPerRequest, deps.Now)))
 	mux.Handle("GET /v1/realtime", auth(handleRealtime(deps.Logger, deps.Samples, deps.Cache)))
+	mux.Handle("GET /v1/series", auth(handleSeries(deps.Logger, deps.Series, deps.Now)))
 }

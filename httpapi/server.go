@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sungrow/sungrow/metrics"
 	"github.com/sungrow/sungrow/telemetry"
 )
 
@@ -24,6 +25,16 @@ type Deps struct {
 	MaxRequestBytes      int64
 	MaxSamplesPerRequest int
 	Now                  func() time.Time
+	// Metrics receives the request, ingest and cache counters; nil: a private registry.
+	Metrics *metrics.Metrics
+	// Ready lists what GET /ready checks.
+	Ready []ReadyCheck
+	// CORSOrigins may read the GET endpoints from a browser; empty: no CORS headers.
+	CORSOrigins []string
+	// Series answers GET /v1/series; nil: 503.
+	Series SeriesReader
+	// LateData is told the span of each batch that stored new samples; nil: nobody.
+	LateData LateDataNotifier
 }
 
 // SampleStore writes and reads samples; telemetry.Store is the real one.
@@ -53,7 +64,10 @@ func NewServer(deps Deps) http.Handler {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New()
+	}
 	mux := http.NewServeMux()
 	addRoutes(mux, deps)
-	return logRequests(deps.Logger, mux)
+	return observe(deps.Logger, deps.Metrics, cors(deps.CORSOrigins, mux))
 }

@@ -1,0 +1,195 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/matryer/is"
+
+	"github.com/sungrow/sungrow/httpapi"
+	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/metrics"
+)
+
+func get(t *testing.T, url string, header map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res, string(body)
+}
+
+func TestReady(t *testing.T) {
+	d := testenv.New(t, testenv.Postgres)
+	down, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	redisDown := func(context.Context) error { return errors.New("dial tcp 127.0.0.1:1: connection refused") }
+	tests := []struct {
+		name   string
+		checks []httpapi.ReadyCheck
+		status int
+		names  []string // named in the detail
+	}{
+		{"all up", []httpapi.ReadyCheck{{Name: "database", Check: d.Pool.Ping}}, 200, nil},
+		{"database down", []httpapi.ReadyCheck{{Name: "database", Check: down.Ping}}, 503, []string{"database"}},
+		{"redis down", []httpapi.ReadyCheck{{Name: "database", Check: d.Pool.Ping}, {Name: "redis", Check: redisDown}}, 503, []string{"redis"}},
+		{"both down", []httpapi.ReadyCheck{{Name: "database", Check: down.Ping}, {Name: "redis", Check: redisDown}}, 503, []string{"database", "redis"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			srv := newServer(t, d.Pool, func(deps *httpapi.Deps) { deps.Ready = tt.checks })
+			res, body := get(t, srv.URL+"/ready", nil)
+			is.Equal(res.StatusCode, tt.status)
+			var doc struct {
+				Detail string            `json:"detail"`
+				Checks map[string]string `json:"checks"`
+			}
+			is.NoErr(json.Unmarshal([]byte(body), &doc))
+			for _, name := range tt.names {
+				is.True(strings.Contains(doc.Detail, name)) // the detail names it
+				is.True(doc.Checks[name] != "ok")
+			}
+			if tt.status == 200 {
+				is.True(strings.Contains(body, `"status":"ready"`))
+			}
+		})
+	}
+}
+
+func TestMetricsCountRequestsAndIngestedRows(t *testing.T) {
+	is := is.New(t)
+	d := testenv.New(t, testenv.Postgres)
+	m := metrics.New()
+	m.WatchPool(d.Pool)
+	srv := newServer(t, d.Pool, func(deps *httpapi.Deps) { deps.Metrics = m })
+
+	res := post(t, srv.URL, token, batch(0, 3))
+	is.Equal(res.status, 200)
+	res = post(t, srv.URL, token, batch(0, 3)) // re-sent: received, not inserted
+	is.Equal(res.status, 200)
+	res = post(t, srv.URL, "nope", batch(0, 3))
+	is.Equal(res.status, 401)
+
+	_, body := get(t, srv.URL+"/metrics", nil)
+	for _, want := range []string{
+		`sungrow_http_requests_total{method="POST",route="POST /v1/ingest",status="200"} 2`,
+		`sungrow_http_requests_total{method="POST",route="POST /v1/ingest",status="401"} 1`,
+		`sungrow_ingest_rows_inserted_total 3`,
+		`sungrow_ingest_samples_received_total 6`,
+		`sungrow_http_request_duration_seconds_count{method="POST",route="POST /v1/ingest"} 3`,
+		`sungrow_db_pool_connections{state="max"}`,
+		`go_goroutines`,
+	} {
+		is.True(strings.Contains(body, want)) // the scrape shows it
+	}
+}
+
+func TestRequestIDs(t *testing.T) {
+	srv := newServer(t, nil)
+	t.Run("one is made", func(t *testing.T) {
+		is := is.New(t)
+		res, _ := get(t, srv.URL+"/health", nil)
+		is.Equal(len(res.Header.Get("X-Request-ID")), 16)
+	})
+	t.Run("a sane one is kept", func(t *testing.T) {
+		is := is.New(t)
+		res, _ := get(t, srv.URL+"/health", map[string]string{"X-Request-ID": "lb-42.abc_DEF"})
+		is.Equal(res.Header.Get("X-Request-ID"), "lb-42.abc_DEF")
+	})
+	t.Run("an unsafe one is replaced", func(t *testing.T) {
+		is := is.New(t)
+		for _, bad := range []string{"a b", "x\"y", strings.Repeat("a", 65), "é"} {
+			res, _ := get(t, srv.URL+"/health", map[string]string{"X-Request-ID": bad})
+			is.True(res.Header.Get("X-Request-ID") != bad)
+			is.Equal(len(res.Header.Get("X-Request-ID")), 16)
+		}
+	})
+}
+
+func TestCORS(t *testing.T) {
+	d := testenv.New(t, testenv.Postgres)
+	allowed := "https://dash.example.com"
+	srv := newServer(t, d.Pool, func(deps *httpapi.Deps) { deps.CORSOrigins = []string{allowed} })
+	preflight := func(origin, method string) *http.Response {
+		req, _ := http.NewRequest(http.MethodOptions, srv.URL+"/v1/realtime?device_id="+device, nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", method)
+		req.Header.Set("Access-Control-Request-Headers", "authorization")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	t.Run("allowed origin: preflight for GET passes", func(t *testing.T) {
+		is := is.New(t)
+		res := preflight(allowed, "GET")
+		is.Equal(res.StatusCode, http.StatusNoContent)
+		is.Equal(res.Header.Get("Access-Control-Allow-Origin"), allowed)
+		is.True(strings.Contains(res.Header.Get("Access-Control-Allow-Headers"), "Authorization"))
+	})
+	t.Run("allowed origin: GET carries the header", func(t *testing.T) {
+		is := is.New(t)
+		res, _ := get(t, srv.URL+"/health", map[string]string{"Origin": allowed})
+		is.Equal(res.Header.Get("Access-Control-Allow-Origin"), allowed)
+	})
+	t.Run("ingest is not opened to browsers", func(t *testing.T) {
+		is := is.New(t)
+		res := preflight(allowed, "POST")
+		is.Equal(res.Header.Get("Access-Control-Allow-Origin"), "")
+	})
+	t.Run("other origin gets nothing", func(t *testing.T) {
+		is := is.New(t)
+		res := preflight("https://evil.example.com", "GET")
+		is.Equal(res.Header.Get("Access-Control-Allow-Origin"), "")
+		res, _ = get(t, srv.URL+"/health", map[string]string{"Origin": "https://evil.example.com"})
+		is.Equal(res.Header.Get("Access-Control-Allow-Origin"), "")
+	})
+	t.Run("no allowlist, no headers", func(t *testing.T) {
+		is := is.New(t)
+		plain := newServer(t, d.Pool)
+		res, _ := get(t, plain.URL+"/health", map[string]string{"Origin": allowed})
+		is.Equal(res.Header.Get("Access-Control-Allow-Origin"), "")
+	})
+}
+
+func TestAccessLogHasOneLinePerRequestAndNoToken(t *testing.T) {
+	is := is.New(t)
+	d := testenv.New(t, testenv.Postgres)
+	var logs syncBuffer
+	srv := newServer(t, d.Pool, func(deps *httpapi.Deps) {
+		deps.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	post(t, srv.URL, token, batch(0, 2))
+	post(t, srv.URL, "wrong-secret-token", batch(0, 2))
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	is.Equal(len(lines), 2)
+	for _, l := range lines {
+		is.True(strings.Contains(l, `"msg":"request"`))
+		is.True(strings.Contains(l, `"request_id":`))
+	}
+	is.True(!strings.Contains(logs.String(), token))
+	is.True(!strings.Contains(logs.String(), "wrong-secret-token"))
+}
