@@ -11,8 +11,9 @@ import (
 	"github.com/sungrow/sungrow/db"
 )
 
-// openPool connects to PostgreSQL and checks that it answers.
-func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+// openPool connects to PostgreSQL and checks that it answers. settings are session
+// settings (name, value) set on every connection, e.g. sungrow.tz for migrations.
+func openPool(ctx context.Context, url string, settings ...db.SetConfigParams) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
@@ -21,8 +22,16 @@ func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	// ignore (PGlite, the TimescaleDB server of the tests) or refuse (PgBouncer); setting
 	// it again on each new connection makes it hold everywhere.
 	if searchPath := cfg.ConnConfig.RuntimeParams["search_path"]; searchPath != "" {
+		settings = append(settings, db.SetConfigParams{Name: "search_path", Value: searchPath})
+	}
+	if len(settings) > 0 {
 		cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-			return db.New(conn).SetSearchPath(ctx, searchPath)
+			for _, s := range settings {
+				if err := db.New(conn).SetConfig(ctx, s); err != nil {
+					return fmt.Errorf("set %s: %w", s.Name, err)
+				}
+			}
+			return nil
 		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -13,6 +13,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/sungrow/sungrow/db"
 	sungrowsql "github.com/sungrow/sungrow/sql"
 )
 
@@ -51,7 +52,8 @@ func withMigrator(ctx context.Context, e *env, fn func(*goose.Provider) error) e
 	if err := cfg.RequireDatabase(); err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg.DatabaseURL)
+	// Migration 2 builds the daily and monthly aggregates in the zone of sungrow.tz.
+	pool, err := openPool(ctx, cfg.DatabaseURL, db.SetConfigParams{Name: "sungrow.tz", Value: cfg.TZ.String()})
 	if err != nil {
 		return err
 	}

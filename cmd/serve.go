@@ -86,6 +86,11 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 	m := metrics.New()
 	m.WatchPool(pool)
 	ready := []httpapi.ReadyCheck{{Name: "database", Check: pool.Ping}}
+	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopSeries()
 
 	handler := httpapi.NewServer(httpapi.Deps{
 		Metrics:              m,
@@ -97,6 +102,8 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		Cache:                realtime,
 		MaxRequestBytes:      cfg.MaxRequestBytes,
 		MaxSamplesPerRequest: cfg.MaxSamplesPerRequest,
+		Series:               seriesReader,
+		LateData:             lateData,
 	})
 	return listenAndServe(ctx, logger, cfg, handler)
 }

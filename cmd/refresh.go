@@ -1,0 +1,154 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/sungrow/sungrow/config"
+	"github.com/sungrow/sungrow/httpapi"
+	"github.com/sungrow/sungrow/series"
+)
+
+func refreshCommand(e *env) *cobra.Command {
+	var from, to string
+	names := map[string]series.Aggregate{"hourly": series.Hourly, "daily": series.Daily, "monthly": series.Monthly}
+	c := &cobra.Command{
+		Use:   "refresh [hourly|daily|monthly ...]",
+		Short: "Materialize the series aggregates (TimescaleDB), finest first",
+		Long: `Refresh the continuous aggregates behind GET /v1/series over a window
+(default: all time up to the start of each aggregate's current bucket, which is left to
+real-time aggregation), hourly before daily before monthly since each is built on the
+one before. Times are RFC 3339 or YYYY-MM-DD (midnight in the aggregates' zone).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var aggs []series.Aggregate
+			for _, a := range args {
+				agg, ok := names[strings.ToLower(a)]
+				if !ok {
+					return fmt.Errorf("unknown aggregate %q: want hourly, daily or monthly", a)
+				}
+				aggs = append(aggs, agg)
+			}
+			if len(aggs) == 0 {
+				aggs = series.Aggregates
+			}
+			return refresh(cmd.Context(), e, from, to, aggs, time.Now())
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "start of the window (default: the beginning)")
+	c.Flags().StringVar(&to, "to", "", "end of the window (default: the start of the current bucket)")
+	return c
+}
+
+func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.Aggregate, now time.Time) error {
+	cfg, err := e.config()
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	_, info, err := series.Open(ctx, pool, cfg.TZ)
+	if err != nil {
+		return err
+	}
+	if info.AggregateZone == "" {
+		fmt.Fprintln(e.stdout, "no continuous aggregates in this database (plain PostgreSQL, or TimescaleDB without migration 2): series are computed from the raw samples, nothing to refresh")
+		return nil
+	}
+	loc, err := time.LoadLocation(info.AggregateZone)
+	if err != nil {
+		return fmt.Errorf("zone %q the aggregates were built in: %w", info.AggregateZone, err)
+	}
+	from, err := parseWindowTime("--from", fromArg, loc)
+	if err != nil {
+		return err
+	}
+	to, err := parseWindowTime("--to", toArg, loc)
+	if err != nil {
+		return err
+	}
+	// Hourly, daily, monthly, whatever order they were named in.
+	slices.SortFunc(aggs, func(a, b series.Aggregate) int {
+		return slices.Index(series.Aggregates, a) - slices.Index(series.Aggregates, b)
+	})
+	aggs = slices.Compact(aggs)
+	for _, agg := range aggs {
+		// Whole buckets only, and never the current one: a materialized bucket stops
+		// taking in samples through real-time aggregation until the next refresh.
+		start, end := series.Window(agg, from, to, now, loc)
+		if !start.Before(end) {
+			fmt.Fprintf(e.stdout, "%s: nothing to refresh between %s and %s\n", agg, start.Format(time.RFC3339), end.Format(time.RFC3339))
+			continue
+		}
+		began := time.Now()
+		if err := series.Refresh(ctx, pool, agg, start, end); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "refreshed %s from %s to %s in %s\n", agg, start.Format(time.RFC3339),
+			end.Format(time.RFC3339), time.Since(began).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// parseWindowTime reads RFC 3339 or YYYY-MM-DD (midnight in loc); empty is zero.
+func parseWindowTime(flag, v string, loc *time.Location) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, v, loc); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%s %q: want an RFC 3339 time or YYYY-MM-DD", flag, v)
+}
+
+// startSeries chooses where GET /v1/series reads from, says so once, and starts the
+// late-data refresher when there are aggregates; stop ends the refresher and waits.
+func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger) (
+	httpapi.SeriesReader, httpapi.LateDataNotifier, func(), error) {
+	svc, info, err := series.Open(ctx, pool, cfg.TZ)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	zone := cfg.TZ.String()
+	switch {
+	case info.AggregateZone == "":
+		logger.Info("series: computed from the raw samples (no continuous aggregates)", "zone", zone)
+	case info.Path == series.PathAggregates:
+		logger.Info("series: served from the continuous aggregates", "zone", zone)
+	default:
+		logger.Warn("series: the daily and monthly aggregates were built in another zone than SUNGROW_TZ; "+
+			"they are not used, so no bucket is served in the wrong zone. To use them again, rebuild "+
+			"them with `sungrow migrate down` and `sungrow migrate up` under the new SUNGROW_TZ, then `sungrow refresh`",
+			"aggregate_zone", info.AggregateZone, "zone", zone, "path", string(info.Path))
+	}
+	if info.AggregateZone == "" {
+		return svc, nil, func() {}, nil
+	}
+	loc, err := time.LoadLocation(info.AggregateZone)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("zone %q the aggregates were built in: %w", info.AggregateZone, err)
+	}
+	r := series.NewRefresher(pool, loc, cfg.LateRefreshDelay, logger)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(runCtx)
+	}()
+	return svc, r, func() { cancel(); <-done }, nil
+}

@@ -1,0 +1,184 @@
+package series
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sungrow/sungrow/db"
+)
+
+// RefreshLockKey is the session advisory lock the late-data refreshers of all serve
+// instances share, so they take turns instead of refreshing the same ranges at once.
+const RefreshLockKey int64 = 0x73756e67726f77 // "sungrow"
+
+// Refresh materializes agg over [from, to): TimescaleDB recomputes the buckets in the
+// window that changed since they were last materialized. It must not run inside a
+// transaction; conn is a pool or a plain connection.
+func Refresh(ctx context.Context, conn db.DBTX, agg Aggregate, from, to time.Time) error {
+	err := db.New(conn).RefreshAggregate(ctx, db.RefreshAggregateParams{
+		ContinuousAggregate: string(agg), WindowStart: from, WindowEnd: to,
+	})
+	if err != nil {
+		return fmt.Errorf("refresh %s from %s to %s: %w", agg, from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+	}
+	return nil
+}
+
+// Refresher keeps the aggregates right when samples arrive late. Real-time aggregation
+// covers only the time above an aggregate's materialization watermark and the refresh
+// policies look back a few buckets, so a sample buffered by the edge through a days-long
+// outage would stay out of the series. Ingest tells the Refresher which time span each
+// batch touched (Touched never blocks or waits on the database); Run gathers the spans
+// for a short delay, so a burst costs one refresh, then refreshes the part below each
+// watermark, hourly before daily before monthly.
+type Refresher struct {
+	pool   *pgxpool.Pool
+	loc    *time.Location // the zone the aggregates were built in
+	delay  time.Duration
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	pending bool
+	lo, hi  time.Time // the union of the touched spans, hi inclusive
+	kick    chan struct{}
+}
+
+// NewRefresher returns a Refresher for aggregates built in loc.
+func NewRefresher(pool *pgxpool.Pool, loc *time.Location, delay time.Duration, logger *slog.Logger) *Refresher {
+	return &Refresher{pool: pool, loc: loc, delay: delay, logger: logger, kick: make(chan struct{}, 1)}
+}
+
+// Touched records that samples from..to (inclusive) were stored. It never blocks.
+func (r *Refresher) Touched(_ string, from, to time.Time) {
+	r.mu.Lock()
+	if !r.pending || from.Before(r.lo) {
+		r.lo = from
+	}
+	if !r.pending || to.After(r.hi) {
+		r.hi = to
+	}
+	r.pending = true
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default: // a round is already due
+	}
+}
+
+func (r *Refresher) take() (lo, hi time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lo, hi, ok = r.lo, r.hi, r.pending
+	r.pending = false
+	return lo, hi, ok
+}
+
+// errBusy means another instance holds the refresh lock; the span is kept for later.
+var errBusy = errors.New("another instance is refreshing")
+
+// Run refreshes touched spans until ctx ends. A failed round keeps its span and is
+// retried after the delay.
+func (r *Refresher) Run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	<-timer.C
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		}
+		timer.Reset(r.delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		lo, hi, ok := r.take()
+		if !ok {
+			continue
+		}
+		if err := r.refresh(ctx, lo, hi); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			level := slog.LevelWarn
+			if errors.Is(err, errBusy) {
+				level = slog.LevelDebug
+			}
+			r.logger.Log(ctx, level, "late-data refresh postponed", "err", err, "retry_in", r.delay.String())
+			r.Touched("", lo, hi)
+		}
+	}
+}
+
+// refresh brings every aggregate's materialized part up to date over [lo, hi].
+func (r *Refresher) refresh(ctx context.Context, lo, hi time.Time) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("late-data refresh: %w", err)
+	}
+	defer conn.Release()
+	q := db.New(conn)
+	locked, err := q.TryRefreshLock(ctx, RefreshLockKey)
+	if err != nil {
+		return fmt.Errorf("late-data refresh lock: %w", err)
+	}
+	if !locked {
+		return errBusy
+	}
+	// A session lock outlives a cancelled context: release it regardless.
+	defer func() { _ = q.RefreshUnlock(context.WithoutCancel(ctx), RefreshLockKey) }()
+
+	// Each aggregate is refreshed below its own watermark (above it, it reads its
+	// source live) and below the watermark of the aggregate it is built on, whose
+	// materialized rows a refresh reads.
+	limit := time.Time{}
+	for i, agg := range Aggregates {
+		w, err := q.AggregateWatermark(ctx, string(agg))
+		if err != nil {
+			return fmt.Errorf("watermark of %s: %w", agg, err)
+		}
+		if i > 0 && limit.Before(w) {
+			w = limit
+		}
+		limit = w
+		from, to := agg.Floor(lo, r.loc), agg.Next(agg.Floor(hi, r.loc), r.loc)
+		if to.After(w) {
+			to = w
+		}
+		if !from.Before(to) {
+			continue
+		}
+		start := time.Now()
+		if err := Refresh(ctx, conn, agg, from, to); err != nil {
+			return err
+		}
+		r.logger.Info("refreshed late data", "aggregate", string(agg), "from", from, "to", to,
+			"took", time.Since(start).String())
+	}
+	return nil
+}
+
+// Window is the refresh window of agg for a requested [from, to) (zero: unbounded),
+// widened to whole buckets and ending no later than the start of the bucket holding
+// now: a materialized bucket stops taking in new samples through real-time
+// aggregation, so the current one is left open.
+func Window(agg Aggregate, from, to, now time.Time, loc *time.Location) (time.Time, time.Time) {
+	if from.IsZero() {
+		from = allFrom
+	}
+	current := agg.Floor(now, loc)
+	if to.IsZero() || to.After(current) {
+		to = current
+	} else if f := agg.Floor(to, loc); !f.Equal(to) {
+		to = agg.Next(f, loc)
+	}
+	return agg.Floor(from, loc), to
+}

@@ -1,0 +1,275 @@
+// Package series answers GET /v1/series: it maps each frame to the aggregate, bucket
+// size and range that serve it (one table, frames below), and reads the buckets either
+// from the TimescaleDB continuous aggregates or, where they are absent or were built in
+// another time zone, from the raw samples, with the same numbers either way.
+package series
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sungrow/sungrow/db"
+)
+
+// Bucket is one point of a series. Averages are weighted by sample_count.
+type Bucket struct {
+	Bucket           time.Time `json:"bucket"`
+	AvgPVPowerW      float64   `json:"avg_pv_power_w"`
+	MaxPVPowerW      float64   `json:"max_pv_power_w"`
+	AvgBatteryPowerW float64   `json:"avg_battery_power_w"`
+	AvgBatterySoCPct float64   `json:"avg_battery_soc_pct"`
+	AvgLoadPowerW    float64   `json:"avg_load_power_w"`
+	AvgExportPowerW  float64   `json:"avg_export_power_w"`
+	SampleCount      int64     `json:"sample_count"`
+}
+
+// Aggregate names a continuous aggregate.
+type Aggregate string
+
+const (
+	Hourly  Aggregate = "sungrow_hourly"
+	Daily   Aggregate = "sungrow_daily"
+	Monthly Aggregate = "sungrow_monthly"
+)
+
+// Aggregates in refresh order: each is built on the one before.
+var Aggregates = []Aggregate{Hourly, Daily, Monthly}
+
+// unit is the date_trunc unit of an aggregate's buckets, for the raw path.
+func (a Aggregate) unit() string {
+	switch a {
+	case Hourly:
+		return "hour"
+	case Daily:
+		return "day"
+	}
+	return "month"
+}
+
+// Floor returns the start of the bucket of a that holds t; hours are UTC hours, days
+// and months begin at local midnight in loc.
+func (a Aggregate) Floor(t time.Time, loc *time.Location) time.Time {
+	switch a {
+	case Hourly:
+		return t.UTC().Truncate(time.Hour)
+	case Daily:
+		t = t.In(loc)
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	}
+	t = t.In(loc)
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, loc)
+}
+
+// Next returns the start of the bucket after the one starting at start.
+func (a Aggregate) Next(start time.Time, loc *time.Location) time.Time {
+	switch a {
+	case Hourly:
+		return start.Add(time.Hour)
+	case Daily:
+		s := start.In(loc)
+		return time.Date(s.Year(), s.Month(), s.Day()+1, 0, 0, 0, 0, loc)
+	}
+	s := start.In(loc)
+	return time.Date(s.Year(), s.Month()+1, 1, 0, 0, 0, 0, loc)
+}
+
+// frame says how one frame is served: from which aggregate (whose bucket size it
+// takes) over which range around the chosen date (a local midnight in the zone).
+type frame struct {
+	agg  Aggregate
+	span func(date time.Time) (from, to time.Time)
+}
+
+// The whole of "all": before any inverter and after any plausible sample.
+var (
+	allFrom = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	allTo   = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// frames is the one table of what each frame means; validFrames lists it in order.
+var frames = map[string]frame{
+	"day": {Hourly, func(d time.Time) (time.Time, time.Time) {
+		return d, d.AddDate(0, 0, 1)
+	}},
+	"week": {Daily, func(d time.Time) (time.Time, time.Time) {
+		monday := d.AddDate(0, 0, -(int(d.Weekday())+6)%7)
+		return monday, monday.AddDate(0, 0, 7)
+	}},
+	"month": {Daily, func(d time.Time) (time.Time, time.Time) {
+		first := time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, d.Location())
+		return first, first.AddDate(0, 1, 0)
+	}},
+	"year": {Monthly, func(d time.Time) (time.Time, time.Time) {
+		first := time.Date(d.Year(), 1, 1, 0, 0, 0, 0, d.Location())
+		return first, first.AddDate(1, 0, 0)
+	}},
+	"all": {Monthly, func(time.Time) (time.Time, time.Time) { return allFrom, allTo }},
+}
+
+var validFrames = []string{"day", "week", "month", "year", "all"}
+
+// ErrUnknownFrame is returned for a frame not in the table.
+var ErrUnknownFrame = fmt.Errorf("want one of %s", strings.Join(validFrames, ", "))
+
+// CheckFrame returns ErrUnknownFrame unless name is in the frame table.
+func CheckFrame(name string) error {
+	if _, ok := frames[name]; !ok {
+		return ErrUnknownFrame
+	}
+	return nil
+}
+
+// ErrBadDate is returned for a date that is not YYYY-MM-DD.
+var ErrBadDate = errors.New("want a date as YYYY-MM-DD, e.g. 2026-02-15")
+
+// Path says where series come from.
+type Path string
+
+const (
+	// PathAggregates reads the continuous aggregates.
+	PathAggregates Path = "aggregates"
+	// PathHourlyRollup reads the hourly aggregate and sums it into days and months in
+	// SUNGROW_TZ, because the daily and monthly ones were built in another zone.
+	PathHourlyRollup Path = "hourly aggregate rolled up (aggregates built in another zone)"
+	// PathRaw computes everything from sungrow_samples.
+	PathRaw Path = "raw samples"
+)
+
+// Info is what Open found, for serve to say once at start.
+type Info struct {
+	Path Path
+	// AggregateZone is the zone the daily and monthly aggregates were built in; empty
+	// without aggregates.
+	AggregateZone string
+}
+
+// Service reads series.
+type Service struct {
+	q    *db.Queries
+	loc  *time.Location
+	path Path
+}
+
+// Open looks at the database once to choose the path: the aggregates if they exist and
+// were built in loc, the hourly aggregate rolled up if they were built in another zone
+// and loc is a whole-hour zone, else the raw samples.
+func Open(ctx context.Context, conn db.DBTX, loc *time.Location) (*Service, Info, error) {
+	q := db.New(conn)
+	present, err := q.AggregatesPresent(ctx)
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("look for the series aggregates: %w", err)
+	}
+	if !present {
+		return &Service{q: q, loc: loc, path: PathRaw}, Info{Path: PathRaw}, nil
+	}
+	zone, err := q.AggregateZone(ctx)
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("read the zone of the series aggregates: %w", err)
+	}
+	path := PathAggregates
+	if zone != loc.String() {
+		path = PathHourlyRollup
+		if !wholeHourZone(loc) {
+			path = PathRaw
+		}
+	}
+	return &Service{q: q, loc: loc, path: path}, Info{Path: path, AggregateZone: zone}, nil
+}
+
+// NewRaw returns a Service that always reads the raw samples (for comparisons).
+func NewRaw(conn db.DBTX, loc *time.Location) *Service {
+	return &Service{q: db.New(conn), loc: loc, path: PathRaw}
+}
+
+// wholeHourZone reports whether loc's offsets over recent and coming years are whole
+// hours, so UTC hours nest in its days.
+func wholeHourZone(loc *time.Location) bool {
+	for y := 1990; y <= 2040; y++ {
+		for _, m := range []time.Month{time.January, time.July} {
+			if _, off := time.Date(y, m, 1, 0, 0, 0, 0, loc).Zone(); off%3600 != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Location is the zone days begin in.
+func (s *Service) Location() *time.Location { return s.loc }
+
+// ParseDate reads a YYYY-MM-DD date as local midnight in the service's zone; empty
+// means today.
+func (s *Service) ParseDate(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		t := now.In(s.loc)
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, s.loc), nil
+	}
+	d, err := time.Parse(time.DateOnly, v)
+	if err != nil || d.Year() < 1970 || d.Year() >= 2200 {
+		return time.Time{}, ErrBadDate
+	}
+	return time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, s.loc), nil
+}
+
+// Series returns the buckets of the frame that covers date (a local midnight from
+// ParseDate), ascending, each stamped in the service's zone.
+func (s *Service) Series(ctx context.Context, deviceID, frameName string, date time.Time) ([]Bucket, error) {
+	f, ok := frames[frameName]
+	if !ok {
+		return nil, ErrUnknownFrame
+	}
+	from, to := f.span(date)
+	rows, err := s.read(ctx, f.agg, deviceID, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read %s series of %q from %s: %w", frameName, deviceID, s.path, err)
+	}
+	out := make([]Bucket, len(rows))
+	for i, r := range rows {
+		out[i] = Bucket{
+			Bucket: r.Bucket.In(s.loc), AvgPVPowerW: r.AvgPvPowerW, MaxPVPowerW: r.MaxPvPowerW,
+			AvgBatteryPowerW: r.AvgBatteryPowerW, AvgBatterySoCPct: r.AvgBatterySocPct,
+			AvgLoadPowerW: r.AvgLoadPowerW, AvgExportPowerW: r.AvgExportPowerW,
+			SampleCount: r.SampleCount,
+		}
+	}
+	return out, nil
+}
+
+// read runs the one query that serves agg's buckets on this service's path. The row
+// types of the queries are identical, so each converts to db.SeriesRawRow.
+func (s *Service) read(ctx context.Context, agg Aggregate, device string, from, to time.Time) ([]db.SeriesRawRow, error) {
+	zone := s.loc.String()
+	if agg == Hourly {
+		zone = "UTC" // hours are UTC hours on every path, as in the hourly aggregate
+	}
+	switch {
+	case s.path == PathRaw:
+		return s.q.SeriesRaw(ctx, db.SeriesRawParams{Unit: agg.unit(), Zone: zone, DeviceID: device, FromTs: from, ToTs: to})
+	case agg == Hourly:
+		return convert(s.q.SeriesHourly(ctx, db.SeriesHourlyParams{DeviceID: device, FromTs: from, ToTs: to}))
+	case s.path == PathHourlyRollup:
+		return convert(s.q.SeriesRollupHourly(ctx, db.SeriesRollupHourlyParams{Unit: agg.unit(), Zone: zone, DeviceID: device, FromTs: from, ToTs: to}))
+	case agg == Daily:
+		return convert(s.q.SeriesDaily(ctx, db.SeriesDailyParams{DeviceID: device, FromTs: from, ToTs: to}))
+	default:
+		return convert(s.q.SeriesMonthly(ctx, db.SeriesMonthlyParams{DeviceID: device, FromTs: from, ToTs: to}))
+	}
+}
+
+type row interface {
+	db.SeriesHourlyRow | db.SeriesDailyRow | db.SeriesMonthlyRow | db.SeriesRollupHourlyRow
+}
+
+func convert[R row](rows []R, err error) ([]db.SeriesRawRow, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]db.SeriesRawRow, len(rows))
+	for i, r := range rows {
+		out[i] = db.SeriesRawRow(r)
+	}
+	return out, nil
+}
