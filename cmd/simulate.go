@@ -58,12 +58,15 @@ the same command again adds nothing twice.`,
 			if days <= 0 {
 				return fmt.Errorf("--days %g: want more than 0", days)
 			}
-			if tz == "" {
-				tz = "UTC"
-			}
-			loc, err := time.LoadLocation(tz)
+			cfg, err := e.config()
 			if err != nil {
-				return fmt.Errorf("--tz %q: %w", tz, err)
+				return err
+			}
+			loc := cfg.TZ // SUNGROW_TZ: the zone the server's days begin in
+			if tz != "" {
+				if loc, err = time.LoadLocation(tz); err != nil {
+					return fmt.Errorf("--tz %q: %w", tz, err)
+				}
 			}
 			endAt := time.Now()
 			if end != "" {
@@ -99,10 +102,6 @@ the same command again adds nothing twice.`,
 				sink = simulate.NewHTTPSink(via, token, logger)
 				batch = min(batch, simulate.MaxHTTPBatch)
 			} else {
-				cfg, err := e.config()
-				if err != nil {
-					return err
-				}
 				if err := cfg.RequireDatabase(); err != nil {
 					return fmt.Errorf("%w, or post through the API with --via URL --token T", err)
 				}
@@ -147,7 +146,7 @@ the same command again adds nothing twice.`,
 	f.Float64Var(&pvKWp, "pv-kwp", simulate.DefaultPVPeakW/1000, "PV array power in full sun, kW")
 	f.Float64Var(&batteryKWh, "battery-kwh", simulate.DefaultBatteryKWh, "usable battery capacity, kWh (0: no battery)")
 	f.Float64Var(&batteryKW, "battery-kw", simulate.DefaultBatteryMaxW/1000, "most battery charge or discharge power, kW")
-	f.StringVar(&tz, "tz", e.getenv("SUNGROW_TZ"), "time zone of the house: pv_daily_kwh restarts at its midnight (default $SUNGROW_TZ or UTC)")
+	f.StringVar(&tz, "tz", "", "time zone of the house: pv_daily_kwh restarts at its midnight (default $SUNGROW_TZ or UTC)")
 	f.StringVar(&end, "end", "", "RFC 3339 time of the end of the data (default now)")
 	f.StringVar(&via, "via", "", "base URL of a sungrow server to post to instead of writing the database")
 	f.StringVar(&token, "token", "", "bearer token for --via")
