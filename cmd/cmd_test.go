@@ -1,9 +1,11 @@
 package cmd_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -245,4 +247,78 @@ func TestConcurrentMigrateUpDoesNotCollide(t *testing.T) {
 	out, _, err := run(context.Background(), env, "migrate", "status")
 	is.NoErr(err)
 	is.True(!strings.Contains(out, "pending"))
+}
+
+func TestServeDrainsInFlightRequestsOnShutdown(t *testing.T) {
+	is := is.New(t)
+	d := testenv.New(t, testenv.Postgres)
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := run(ctx, map[string]string{
+			"DATABASE_URL": d.URL, "DEVICE_TOKENS": "tok:inverter-01", "LISTEN_ADDR": addr,
+		}, "serve")
+		done <- err
+	}()
+	waitHealthy(t, "http://"+addr)
+
+	// A client starts an ingest and is still sending its body when SIGTERM arrives. It
+	// speaks HTTP on its own connection, so no idle keep-alive connection is reused.
+	first := `{"samples":[{"device_id":"inverter-01","ts":"2026-01-01T00:00:00Z",`
+	rest := `"pv_power_w":1,"battery_power_w":0,"battery_soc_pct":50,"load_power_w":1,"export_power_w":0}]}`
+	conn, err := net.Dial("tcp", addr)
+	is.NoErr(err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST /v1/ingest HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer tok\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		addr, len(first)+len(rest), first)
+	is.NoErr(err)
+	// The server is inside the handler once /metrics counts two requests in flight:
+	// the ingest and the scrape itself.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(scrape(t, addr), "sungrow_http_requests_in_flight 2"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the ingest never reached the handler")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	cancel() // what SIGTERM does through main's signal.NotifyContext
+	// Shutdown has begun once new connections are refused.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("serve kept accepting connections after shutdown began")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	_, err = conn.Write([]byte(rest))
+	is.NoErr(err)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	is.NoErr(err)
+	defer res.Body.Close()
+	is.Equal(res.StatusCode, http.StatusOK) // the in-flight request was finished, not cut
+	select {
+	case err := <-done:
+		is.NoErr(err) // and serve exited cleanly
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not exit after draining")
+	}
+}
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
 }

@@ -35,7 +35,9 @@ func observe(logger *slog.Logger, m *metrics.Metrics, next http.Handler) http.Ha
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 
+		m.InFlight.Inc()
 		next.ServeHTTP(rec, r)
+		m.InFlight.Dec()
 
 		elapsed := time.Since(start)
 		route := r.Pattern // set by the ServeMux on this very request

@@ -16,6 +16,7 @@ import (
 type Metrics struct {
 	registry *prometheus.Registry
 
+	InFlight        prometheus.Gauge
 	Requests        *prometheus.CounterVec   // route, method, status
 	RequestDuration *prometheus.HistogramVec // route, method
 	IngestedRows    prometheus.Counter
@@ -29,6 +30,10 @@ func New() *Metrics {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &Metrics{
 		registry: reg,
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sungrow_http_requests_in_flight",
+			Help: "HTTP requests being answered right now.",
+		}),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sungrow_http_requests_total",
 			Help: "HTTP requests answered, by route pattern, method and status.",
@@ -51,7 +56,7 @@ func New() *Metrics {
 			Help: "GET /v1/realtime answers, by whether the cache had them (hit) or the database was asked (miss).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults)
+	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults)
 	return m
 }
 
