@@ -48,21 +48,21 @@ func (q *Queries) AggregatesPresent(ctx context.Context) (bool, error) {
 }
 
 const refreshAggregate = `-- name: RefreshAggregate :exec
-CALL refresh_continuous_aggregate($1, $2, $3)
+CALL refresh_continuous_aggregate($1, $2::timestamptz, $3::timestamptz)
 `
 
 type RefreshAggregateParams struct {
 	ContinuousAggregate string
-	WindowStart         time.Time
-	WindowEnd           time.Time
+	Column2             time.Time
+	Column3             time.Time
 }
 
 // Must run outside a transaction block (TimescaleDB commits inside it). NULL window
 // bounds mean "from the beginning" / "to the end".
-// (sqlc mis-rewrites named parameters in CALL, hence $n; the names come from the
-// procedure's declaration in sql/sqlc/aggregates.sql.)
+// (sqlc mis-rewrites named parameters in CALL, hence $n; the window bounds are typed
+// "any" by TimescaleDB, so they need their casts, which leaves them unnamed.)
 func (q *Queries) RefreshAggregate(ctx context.Context, arg RefreshAggregateParams) error {
-	_, err := q.db.Exec(ctx, refreshAggregate, arg.ContinuousAggregate, arg.WindowStart, arg.WindowEnd)
+	_, err := q.db.Exec(ctx, refreshAggregate, arg.ContinuousAggregate, arg.Column2, arg.Column3)
 	return err
 }
 

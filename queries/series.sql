@@ -70,9 +70,9 @@ SELECT sungrow_aggregate_watermark(@view_name::text)::timestamptz AS watermark;
 -- name: RefreshAggregate :exec
 -- Must run outside a transaction block (TimescaleDB commits inside it). NULL window
 -- bounds mean "from the beginning" / "to the end".
--- (sqlc mis-rewrites named parameters in CALL, hence $n; the names come from the
--- procedure's declaration in sql/sqlc/aggregates.sql.)
-CALL refresh_continuous_aggregate($1, $2, $3);
+-- (sqlc mis-rewrites named parameters in CALL, hence $n; the window bounds are typed
+-- "any" by TimescaleDB, so they need their casts, which leaves them unnamed.)
+CALL refresh_continuous_aggregate($1, $2::timestamptz, $3::timestamptz);
 
 -- name: TryRefreshLock :one
 -- A session advisory lock, so only one instance refreshes at a time.

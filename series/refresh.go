@@ -22,7 +22,9 @@ const RefreshLockKey int64 = 0x73756e67726f77 // "sungrow"
 // transaction; conn is a pool or a plain connection.
 func Refresh(ctx context.Context, conn db.DBTX, agg Aggregate, from, to time.Time) error {
 	err := db.New(conn).RefreshAggregate(ctx, db.RefreshAggregateParams{
-		ContinuousAggregate: string(agg), WindowStart: from, WindowEnd: to,
+		// Column2 and Column3 are the window: the casts the server needs to type
+		// TimescaleDB's "any" parameters cost sqlc their names.
+		ContinuousAggregate: string(agg), Column2: from, Column3: to,
 	})
 	if err != nil {
 		return fmt.Errorf("refresh %s from %s to %s: %w", agg, from.Format(time.RFC3339), to.Format(time.RFC3339), err)

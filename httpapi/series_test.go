@@ -1,0 +1,342 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/matryer/is"
+
+	"github.com/sungrow/sungrow/httpapi"
+	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/series"
+	"github.com/sungrow/sungrow/telemetry"
+)
+
+// seriesNow pins the clock of the series tests: a Sunday afternoon.
+var seriesNow = time.Date(2026, 2, 15, 14, 30, 0, 0, time.UTC)
+
+// seriesFixture is samples every 20 minutes from 2026-01-20 to just before seriesNow,
+// plus a few in 2025, with values that are exact in binary (whole and quarter numbers),
+// so sums come out the same whatever order a database adds them in, and sample_count
+// 1 to 3, so an unweighted average would differ.
+func seriesFixture() []telemetry.Sample {
+	var out []telemetry.Sample
+	add := func(ts time.Time, i int) {
+		out = append(out, telemetry.Sample{
+			DeviceID: device, TS: ts,
+			PVPowerW:      float64((i*37)%3000) + 0.25,
+			BatteryPowerW: float64((i*53)%2000) - 1000,
+			BatterySoCPct: float64((i*7)%100) + 0.5,
+			LoadPowerW:    float64((i*11)%1500) + 100,
+			ExportPowerW:  float64((i*13)%1000) - 400.75,
+			SampleCount:   int32(1 + i%3),
+		})
+	}
+	i := 0
+	for ts := time.Date(2026, 1, 20, 0, 10, 0, 0, time.UTC); ts.Before(seriesNow.Add(-5 * time.Minute)); ts = ts.Add(20 * time.Minute) {
+		add(ts, i)
+		i++
+	}
+	for _, ts := range []time.Time{
+		time.Date(2025, 6, 3, 10, 0, 0, 0, time.UTC), time.Date(2025, 6, 3, 11, 0, 0, 0, time.UTC),
+		time.Date(2025, 12, 31, 23, 30, 0, 0, time.UTC),
+	} {
+		add(ts, i)
+		i++
+	}
+	return out
+}
+
+func insertSamples(t *testing.T, pool *pgxpool.Pool, samples []telemetry.Sample) {
+	t.Helper()
+	store := telemetry.NewStore(pool)
+	for len(samples) > 0 {
+		n := min(len(samples), 1000)
+		if _, err := store.Insert(context.Background(), device, samples[:n]); err != nil {
+			t.Fatal(err)
+		}
+		samples = samples[n:]
+	}
+}
+
+// expectedBucket is what a bucket must hold, computed here from the fixture.
+type expectedBucket struct {
+	bucket                                time.Time
+	sumPV, maxPV, sumBat, sumSoC, sumLoad float64
+	sumExport                             float64
+	count                                 int64
+}
+
+// expectSeries groups samples in [from, to) by floor (a bucket start function).
+func expectSeries(samples []telemetry.Sample, from, to time.Time, floor func(time.Time) time.Time) []expectedBucket {
+	byStart := map[time.Time]*expectedBucket{}
+	for _, s := range samples {
+		if s.TS.Before(from) || !s.TS.Before(to) {
+			continue
+		}
+		k := floor(s.TS)
+		b := byStart[k]
+		if b == nil {
+			b = &expectedBucket{bucket: k, maxPV: math.Inf(-1)}
+			byStart[k] = b
+		}
+		c := float64(s.SampleCount)
+		b.sumPV += s.PVPowerW * c
+		b.maxPV = max(b.maxPV, s.PVPowerW)
+		b.sumBat += s.BatteryPowerW * c
+		b.sumSoC += s.BatterySoCPct * c
+		b.sumLoad += s.LoadPowerW * c
+		b.sumExport += s.ExportPowerW * c
+		b.count += int64(s.SampleCount)
+	}
+	out := make([]expectedBucket, 0, len(byStart))
+	for _, b := range byStart {
+		out = append(out, *b)
+	}
+	slices.SortFunc(out, func(a, b expectedBucket) int { return a.bucket.Compare(b.bucket) })
+	return out
+}
+
+type seriesBody struct {
+	DeviceID string `json:"device_id"`
+	Frame    string `json:"frame"`
+	Series   []struct {
+		Bucket           string  `json:"bucket"`
+		AvgPVPowerW      float64 `json:"avg_pv_power_w"`
+		MaxPVPowerW      float64 `json:"max_pv_power_w"`
+		AvgBatteryPowerW float64 `json:"avg_battery_power_w"`
+		AvgBatterySoCPct float64 `json:"avg_battery_soc_pct"`
+		AvgLoadPowerW    float64 `json:"avg_load_power_w"`
+		AvgExportPowerW  float64 `json:"avg_export_power_w"`
+		SampleCount      int64   `json:"sample_count"`
+	} `json:"series"`
+}
+
+func checkSeries(t *testing.T, got seriesBody, want []expectedBucket, loc *time.Location) {
+	t.Helper()
+	if len(got.Series) != len(want) {
+		t.Fatalf("%d buckets, want %d", len(got.Series), len(want))
+	}
+	near := func(field string, i int, g, w float64) {
+		if math.Abs(g-w) > 1e-9*math.Max(1, math.Abs(w)) {
+			t.Errorf("bucket %d %s = %v, want %v", i, field, g, w)
+		}
+	}
+	for i, w := range want {
+		g := got.Series[i]
+		if wb := w.bucket.In(loc).Format(time.RFC3339); g.Bucket != wb {
+			t.Fatalf("bucket %d starts %s, want %s", i, g.Bucket, wb)
+		}
+		c := float64(w.count)
+		near("avg_pv_power_w", i, g.AvgPVPowerW, w.sumPV/c)
+		near("max_pv_power_w", i, g.MaxPVPowerW, w.maxPV)
+		near("avg_battery_power_w", i, g.AvgBatteryPowerW, w.sumBat/c)
+		near("avg_battery_soc_pct", i, g.AvgBatterySoCPct, w.sumSoC/c)
+		near("avg_load_power_w", i, g.AvgLoadPowerW, w.sumLoad/c)
+		near("avg_export_power_w", i, g.AvgExportPowerW, w.sumExport/c)
+		if g.SampleCount != w.count {
+			t.Errorf("bucket %d sample_count = %d, want %d", i, g.SampleCount, w.count)
+		}
+	}
+}
+
+func newSeriesServer(t *testing.T, pool *pgxpool.Pool, reader httpapi.SeriesReader, late httpapi.LateDataNotifier) *httptest.Server {
+	t.Helper()
+	return newServer(t, pool, func(d *httpapi.Deps) {
+		d.Series = reader
+		d.Now = func() time.Time { return seriesNow }
+		if late != nil {
+			d.LateData = late
+		}
+	})
+}
+
+// getSeries returns the status and the raw body of GET /v1/series?query.
+func getSeries(t *testing.T, url, query string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url+"/v1/series?"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, body
+}
+
+func getSeriesOK(t *testing.T, url, query string) ([]byte, seriesBody) {
+	t.Helper()
+	status, raw := getSeries(t, url, query)
+	if status != http.StatusOK {
+		t.Fatalf("GET /v1/series?%s: %d %s", query, status, raw)
+	}
+	var body seriesBody
+	if err := json.Unmarshal(raw, &body); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return raw, body
+}
+
+// frameCase is one request and the range and bucketing the answer must have.
+type frameCase struct {
+	query    string
+	from, to time.Time
+	floor    func(time.Time) time.Time
+}
+
+func frameCases(loc *time.Location) []frameCase {
+	day := func(t time.Time) time.Time {
+		t = t.In(loc)
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+	}
+	month := func(t time.Time) time.Time {
+		t = t.In(loc)
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, loc)
+	}
+	hour := func(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
+	d := func(y int, m time.Month, dd int) time.Time { return time.Date(y, m, dd, 0, 0, 0, 0, loc) }
+	return []frameCase{
+		{"frame=day", d(2026, 2, 15), d(2026, 2, 16), hour},
+		{"frame=day&date=2026-02-01", d(2026, 2, 1), d(2026, 2, 2), hour},
+		{"frame=week", d(2026, 2, 9), d(2026, 2, 16), day},                  // Sunday 15th: Monday 9th on
+		{"frame=week&date=2026-01-21", d(2026, 1, 19), d(2026, 1, 26), day}, // a Wednesday
+		{"frame=month", d(2026, 2, 1), d(2026, 3, 1), day},
+		{"frame=month&date=2026-01-31", d(2026, 1, 1), d(2026, 2, 1), day},
+		{"frame=year", d(2026, 1, 1), d(2027, 1, 1), month},
+		{"frame=year&date=2025-07-01", d(2025, 1, 1), d(2026, 1, 1), month},
+		{"frame=all", d(1970, 1, 1), d(2100, 1, 1), month},
+		{"frame=all&date=2020-01-01", d(1970, 1, 1), d(2100, 1, 1), month},
+	}
+}
+
+// TestSeriesFrames checks every frame against the fixture on both databases; on
+// TimescaleDB also that the aggregates answer byte for byte as the raw path does,
+// before and after `refresh` materializes them.
+func TestSeriesFrames(t *testing.T) {
+	testenv.ForEach(t, func(t *testing.T, d *testenv.DB) {
+		is := is.New(t)
+		ctx := context.Background()
+		fixture := seriesFixture()
+		insertSamples(t, d.Pool, fixture)
+
+		svc, info, err := series.Open(ctx, d.Pool, time.UTC)
+		is.NoErr(err)
+		if d.Timescale {
+			is.Equal(info.Path, series.PathAggregates)
+			is.Equal(info.AggregateZone, "UTC")
+		} else {
+			is.Equal(info.Path, series.PathRaw)
+		}
+		srv := newSeriesServer(t, d.Pool, svc, nil)
+		rawSrv := newSeriesServer(t, d.Pool, series.NewRaw(d.Pool, time.UTC), nil)
+
+		check := func(stage string) {
+			for _, c := range frameCases(time.UTC) {
+				raw, body := getSeriesOK(t, srv.URL, "device_id="+device+"&"+c.query)
+				is.Equal(body.DeviceID, device)
+				is.Equal(body.Frame, strings.TrimPrefix(strings.Split(c.query, "&")[0], "frame="))
+				want := expectSeries(fixture, c.from, c.to, c.floor)
+				if len(want) == 0 {
+					t.Fatalf("%s: the fixture has nothing in this frame; the test would prove nothing", c.query)
+				}
+				t.Run(stage+"/"+c.query, func(t *testing.T) { checkSeries(t, body, want, time.UTC) })
+				rawJSON, _ := getSeriesOK(t, rawSrv.URL, "device_id="+device+"&"+c.query)
+				if string(raw) != string(rawJSON) {
+					t.Errorf("%s %s: aggregate path and raw path differ:\n%s\n%s", stage, c.query, raw, rawJSON)
+				}
+			}
+		}
+		check("live")
+		if !d.Timescale {
+			return
+		}
+		for _, agg := range series.Aggregates {
+			from, to := series.Window(agg, time.Time{}, time.Time{}, seriesNow, time.UTC)
+			is.NoErr(series.Refresh(ctx, d.Pool, agg, from, to))
+			is.True(materializedRows(t, d.Pool, agg) > 0) // the refresh materialized rows
+		}
+		check("materialized")
+
+		// A sample in the current hour shows in frame=day at once, above the watermark.
+		_, before := getSeriesOK(t, srv.URL, "device_id="+device+"&frame=day")
+		insertSamples(t, d.Pool, []telemetry.Sample{{DeviceID: device, TS: seriesNow.Add(-time.Minute),
+			PVPowerW: 1, BatterySoCPct: 50, SampleCount: 5}})
+		_, after := getSeriesOK(t, srv.URL, "device_id="+device+"&frame=day")
+		last := len(after.Series) - 1
+		is.Equal(after.Series[last].Bucket, "2026-02-15T14:00:00Z")
+		is.Equal(after.Series[last].SampleCount, before.Series[last].SampleCount+5)
+	})
+}
+
+// materializedRows counts the rows in the materialization hypertable behind agg, not
+// in the view (which would answer through real-time aggregation anyway).
+func materializedRows(t *testing.T, pool *pgxpool.Pool, agg series.Aggregate) int {
+	t.Helper()
+	ctx := context.Background()
+	var schema, table string
+	err := pool.QueryRow(ctx, `SELECT materialization_hypertable_schema, materialization_hypertable_name
+		FROM timescaledb_information.continuous_aggregates
+		WHERE view_name = $1 AND view_schema = current_schema()`, string(agg)).Scan(&schema, &table)
+	if err != nil {
+		t.Fatalf("find the materialization of %s: %v", agg, err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %q.%q", schema, table)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSeriesErrors(t *testing.T) {
+	testenv.ForEach(t, func(t *testing.T, d *testenv.DB) {
+		is := is.New(t)
+		svc, _, err := series.Open(context.Background(), d.Pool, time.UTC)
+		is.NoErr(err)
+		srv := newSeriesServer(t, d.Pool, svc, nil)
+
+		for _, q := range []string{"frame=hour", "frame=", "", "frame=DAY"} {
+			status, raw := getSeries(t, srv.URL, "device_id="+device+"&"+q)
+			is.Equal(status, http.StatusUnprocessableEntity)
+			var p struct {
+				Detail string            `json:"detail"`
+				Errors map[string]string `json:"errors"`
+			}
+			is.NoErr(json.Unmarshal(raw, &p))
+			is.True(strings.Contains(p.Detail, "day, week, month, year, all")) // lists the valid frames
+			is.True(p.Errors["frame"] != "")
+		}
+		for _, date := range []string{"2026-02-30", "yesterday", "2026-2-1", "15.02.2026"} {
+			status, raw := getSeries(t, srv.URL, "device_id="+device+"&frame=day&date="+date)
+			is.Equal(status, http.StatusUnprocessableEntity)
+			is.True(strings.Contains(string(raw), `"date"`))
+		}
+		status, raw := getSeries(t, srv.URL, "device_id=inverter-02&frame=day")
+		is.Equal(status, http.StatusForbidden)
+		status, _ = getSeries(t, srv.URL, "frame=day")
+		is.Equal(status, http.StatusUnprocessableEntity)
+
+		// No data: 200 with an empty list, not null.
+		for _, f := range []string{"day", "week", "month", "year", "all"} {
+			status, raw = getSeries(t, srv.URL, "device_id="+device+"&frame="+f)
+			is.Equal(status, http.StatusOK)
+			is.True(strings.Contains(string(raw), `"series":[]`))
+		}
+	})
+}
