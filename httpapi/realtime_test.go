@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -554,4 +555,29 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// A Redis that accepts connections but never answers (here: a stopped process) costs
+// one short timeout, after which the database answers and Redis is skipped.
+func TestRealtimeRedisHangingAnswersFromDatabase(t *testing.T) {
+	is := is.New(t)
+	d := testenv.New(t, testenv.Postgres)
+	r := startRedis(t)
+	e := newRealtimeEnv(t, d, redisCache, 5*time.Second, r.url)
+	e.ingest(t, 1)
+	e.wantSample(t, e.latest(t), 1)
+
+	is.NoErr(r.cmd.Process.Signal(syscall.SIGSTOP))
+	t.Cleanup(func() {
+		if r.cmd != nil {
+			_ = r.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	})
+	e.ingest(t, 2) // its invalidation times out
+	for range 3 {
+		e.wantSample(t, e.latest(t), 2)
+	}
+	is.Equal(e.queries.latest.Load(), int64(4))
+	is.True(strings.Contains(e.logs.String(), "timeout"))
+	is.NoErr(r.cmd.Process.Signal(syscall.SIGCONT))
 }
