@@ -13,6 +13,7 @@ func addRoutes(mux *http.ServeMux, deps Deps) {
 	mux.Handle("GET /health", handleHealth())
 	mux.Handle("GET /ready", handleReady(deps.Ready))
 	mux.Handle("GET /metrics", deps.Metrics.Handler())
+	mux.Handle("GET /openapi.json", handleOpenAPI())
 	mux.Handle("GET /v1/me", auth(handleMe()))
 	// The dashboard. "GET /" alone would match every path; {$} keeps it to / itself.
 	mux.Handle("GET /{$}", web.Page())

@@ -1,0 +1,150 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/matryer/is"
+
+	"github.com/sungrow/sungrow/cache"
+	"github.com/sungrow/sungrow/httpapi"
+	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/series"
+)
+
+// TestOpenAPIDocumentMatchesResponses sends a request for every documented success and
+// error response to a real server and checks each answer against /openapi.json, so
+// the document cannot drift from what the server does.
+func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	d := testenv.New(t, testenv.Postgres)
+	srv := newServer(t, d.Pool, func(deps *httpapi.Deps) {
+		deps.Series = series.NewRaw(d.Pool, time.UTC)
+		deps.Cache = cache.NewMemory(cache.Options{TTL: 5 * time.Second, Logger: deps.Logger})
+		deps.Ready = []httpapi.ReadyCheck{{Name: "database", Check: d.Pool.Ping}}
+	})
+	unready := newServer(t, d.Pool, func(deps *httpapi.Deps) {
+		deps.Ready = []httpapi.ReadyCheck{{Name: "redis", Check: func(context.Context) error { return io.ErrUnexpectedEOF }}}
+	})
+
+	res, err := http.Get(srv.URL + "/openapi.json")
+	is.NoErr(err)
+	raw, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	is.NoErr(err)
+	doc, err := openapi3.NewLoader().LoadFromData(raw)
+	is.NoErr(err)
+	is.NoErr(doc.Validate(ctx)) // the document itself is valid OpenAPI 3.1
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+	router, err := legacy.NewRouter(doc)
+	is.NoErr(err)
+
+	ingest := func(body string) request {
+		return request{method: "POST", path: "/v1/ingest", token: token, body: body}
+	}
+	sample := `{"device_id":"inverter-01","ts":"2026-02-15T08:00:00Z","pv_power_w":1200.5,"battery_power_w":-300,"battery_soc_pct":64,"load_power_w":900,"export_power_w":0.5}`
+	requests := []struct {
+		req    request
+		status int
+	}{
+		{request{method: "GET", path: "/health"}, 200},
+		{request{method: "GET", path: "/ready"}, 200},
+		{request{server: unready.URL, method: "GET", path: "/ready"}, 503},
+		{request{method: "GET", path: "/metrics"}, 200},
+		{request{method: "GET", path: "/openapi.json"}, 200},
+		{request{method: "GET", path: "/"}, 200},
+		{request{method: "GET", path: "/v1/me", token: token}, 200},
+		{request{method: "GET", path: "/v1/me"}, 401},
+		{request{method: "GET", path: "/v1/realtime?device_id=" + device, token: token}, 404},
+		{ingest(`{"samples":[` + sample + `]}`), 200},
+		{ingest(`{"samples":[` + sample + `]}`), 200}, // again: inserted 0
+		{request{method: "POST", path: "/v1/ingest", body: `{"samples":[]}`}, 401},
+		{request{method: "POST", path: "/v1/ingest", token: "other-token", body: `{"samples":[` + sample + `]}`}, 403},
+		{ingest(`{"samples":[` + strings.Repeat(sample+",", 1000) + sample + `]}`), 413},
+		{request{method: "POST", path: "/v1/ingest", token: token, body: `{}`, contentType: "text/plain"}, 415},
+		{ingest(`{"samples":[{"ts":"yesterday"}]}`), 422},
+		{request{method: "GET", path: "/v1/realtime?device_id=" + device, token: token}, 200},
+		{request{method: "GET", path: "/v1/realtime?device_id=inverter-02", token: token}, 403},
+		{request{method: "GET", path: "/v1/realtime", token: token}, 422},
+		{request{method: "GET", path: "/v1/realtime?device_id=" + device}, 401},
+		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=day&date=2026-02-15", token: token}, 200},
+		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=all", token: token}, 200},
+		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=fortnight", token: token}, 422},
+		{request{method: "GET", path: "/v1/series?device_id=inverter-02&frame=day", token: token}, 403},
+		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=day"}, 401},
+	}
+
+	covered := map[string]bool{} // "METHOD path status"
+	for _, tt := range requests {
+		name := tt.req.method + " " + tt.req.path
+		base := srv.URL
+		if tt.req.server != "" {
+			base = tt.req.server
+		}
+		httpReq, err := http.NewRequest(tt.req.method, base+tt.req.path, strings.NewReader(tt.req.body))
+		is.NoErr(err)
+		if tt.req.body != "" {
+			ct := tt.req.contentType
+			if ct == "" {
+				ct = "application/json"
+			}
+			httpReq.Header.Set("Content-Type", ct)
+		}
+		if tt.req.token != "" {
+			httpReq.Header.Set("Authorization", "Bearer "+tt.req.token)
+		}
+		res, err := http.DefaultClient.Do(httpReq)
+		is.NoErr(err)
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		is.NoErr(err)
+		if res.StatusCode != tt.status {
+			t.Fatalf("%s: status %d, want %d: %s", name, res.StatusCode, tt.status, body)
+		}
+
+		// Match the route with a copy of the request that points at the document's server.
+		docReq, _ := http.NewRequest(tt.req.method, "http://localhost"+tt.req.path, nil)
+		route, params, err := router.FindRoute(docReq)
+		if err != nil {
+			t.Fatalf("%s: not in the document: %v", name, err)
+		}
+		input := &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{
+				Request: docReq, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+			},
+			Status: res.StatusCode,
+			Header: res.Header,
+			Body:   io.NopCloser(bytes.NewReader(body)),
+			Options: &openapi3filter.Options{
+				IncludeResponseStatus: true, // a status the document does not list is an error
+			},
+		}
+		if err := openapi3filter.ValidateResponse(ctx, input); err != nil {
+			t.Errorf("%s → %d does not match the document: %v\nbody: %.300s", name, res.StatusCode, err, body)
+		}
+		covered[route.Method+" "+route.Path] = true
+	}
+
+	// Every documented operation was exercised above.
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			if !covered[method+" "+path] {
+				t.Errorf("%s %s is documented but not checked", method, path)
+			}
+		}
+	}
+}
+
+type request struct {
+	server, method, path, token, body, contentType string
+}
