@@ -1,0 +1,469 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/matryer/is"
+
+	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/telemetry"
+)
+
+const (
+	token  = "dashboard-token"
+	device = "inverter-dash"
+	// chromiumPath is Debian's chromium package; scripts/services installs it.
+	chromiumPath = "/usr/bin/chromium"
+)
+
+// TestDashboardInBrowser drives the real page in headless Chromium against a server on
+// a seeded database: sign in, the live numbers of /v1/realtime (stale, then fresh), a
+// chart for every frame, previous/next, sign out; and screenshots of it for people.
+func TestDashboardInBrowser(t *testing.T) {
+	is := is.New(t)
+	chromium := requireChromium(t)
+	artifacts := artifactDir(t)
+
+	d := testenv.New(t, testenv.Postgres)
+	store := telemetry.NewStore(d.Pool)
+	now := time.Now().UTC()
+	seedHistory(t, store, now)
+
+	srv := httptest.NewServer(dashboardServer(t, d, store))
+	t.Cleanup(srv.Close)
+
+	ctx, cancel := newBrowser(t, chromium)
+	defer cancel()
+
+	// Every request the page makes must go to this server.
+	var (
+		mu       sync.Mutex
+		foreign  []string
+		requests int
+	)
+	is.NoErr(chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
+			mu.Lock()
+			defer mu.Unlock()
+			requests++
+			if !strings.HasPrefix(e.Request.URL, srv.URL+"/") && !strings.HasPrefix(e.Request.URL, "data:") {
+				foreign = append(foreign, e.Request.URL)
+			}
+		}
+	}))
+	console := collectConsole(t, ctx)
+	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
+	is.NoErr(err)
+
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			shot(t, ctx, artifacts, "failed-"+strings.ReplaceAll(name, " ", "-"))
+			t.Fatalf("%s: %v\nconsole: %s", name, err, console())
+		}
+	}
+	eval := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", js, err)
+		}
+		return v
+	}
+	waitFor := func(name, js string) {
+		t.Helper()
+		step(name, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+			_, err := chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond),
+				chromedp.WithPollingTimeout(45*time.Second))(ctx, tg)
+			return chromedp.Void{}, err
+		})
+	}
+
+	step("open the page", chromedp.EmulateViewport(1920, 1080), chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#signin`)))
+	shot(t, ctx, artifacts, "signin-1920-light")
+
+	// A wrong token is refused and stays on the sign-in form.
+	step("sign in with a wrong token", chromedp.SendKeys(chromedp.CSS(`#token`), "not-a-token"),
+		chromedp.Click(chromedp.CSS(`#signin-btn`)), chromedp.WaitVisible(chromedp.CSS(`#signin-error`)))
+	is.True(strings.Contains(eval(`document.getElementById('signin-error').textContent`), "not accepted"))
+	is.Equal(eval(`String(localStorage.getItem('sungrow.token'))`), "null")
+
+	eval(`document.getElementById('token').value = ''`)
+	step("sign in", chromedp.SendKeys(chromedp.CSS(`#token`), token),
+		chromedp.Click(chromedp.CSS(`#signin-btn`)), chromedp.WaitVisible(chromedp.CSS(`#dash`)))
+	is.Equal(eval(`localStorage.getItem('sungrow.token')`), token)
+	is.Equal(eval(`document.getElementById('device').textContent`), device)
+
+	// The seeded history ends three hours ago: the page must say so, unmistakably.
+	waitFor("stale state", `document.body.dataset.live === 'stale'`)
+	is.Equal(eval(`String(document.getElementById('stale').hidden)`), "false")
+	staleText := eval(`document.getElementById('stale').textContent`)
+	is.True(strings.Contains(staleText, "3 h")) // the age of the newest reading
+	checkLive(t, is, srv.URL, eval)
+	shot(t, ctx, artifacts, "stale-1920-light")
+
+	// A fresh sample arrives through the API; the next poll shows it, no longer stale.
+	fresh := map[string]any{
+		"device_id": device, "ts": time.Now().UTC().Format(time.RFC3339Nano),
+		"pv_power_w": 3456.7, "pv_daily_kwh": 12.34, "battery_power_w": -1234.5,
+		"battery_soc_pct": 67.8, "battery_temp_c": 24.5, "load_power_w": 2345.6,
+		"export_power_w": -123.4,
+	}
+	ingest(t, srv.URL, fresh)
+	waitFor("fresh reading", `document.body.dataset.live === 'fresh' &&
+		document.getElementById('pv-value').dataset.value === '3456.7'`)
+	is.Equal(eval(`String(document.getElementById('stale').hidden)`), "true")
+	checkLive(t, is, srv.URL, eval)
+	is.Equal(eval(`document.getElementById('grid-dir').textContent`), "importing")
+	is.Equal(eval(`document.getElementById('battery-value').textContent`), "discharging 1.23 kW")
+	is.Equal(eval(`document.getElementById('line-grid').getAttribute('class')`), "line on") // grid → home
+	is.Equal(eval(`document.getElementById('line-battery').getAttribute('class')`), "line on rev")
+
+	// A chart for every frame, with as many buckets as /v1/series gives, and bars drawn.
+	for _, frame := range []string{"day", "week", "month", "year", "all"} {
+		want := len(fetchSeries(t, srv.URL, frame, ""))
+		is.True(want > 0) // the seed covers every frame
+		step("show "+frame, chromedp.Click(chromedp.CSS(`.tabs button[data-frame="`+frame+`"]`)))
+		waitFor(frame+" chart", fmt.Sprintf(`(() => { const c = document.getElementById('chart');
+			return c.dataset.state === 'drawn' && c.dataset.frame === %q && c.dataset.buckets === '%d'; })()`, frame, want))
+		painted := eval(paintedBars)
+		if painted == "0" {
+			t.Errorf("%s: no bar painted in the chart", frame)
+		}
+		if frame == "day" || frame == "month" {
+			shot(t, ctx, artifacts, frame+"-1920-light")
+		}
+	}
+
+	// Previous and next walk through days via date=.
+	today := now.Format(time.DateOnly)
+	yesterday := now.AddDate(0, 0, -1).Format(time.DateOnly)
+	step("back to day", chromedp.Click(chromedp.CSS(`.tabs button[data-frame="day"]`)))
+	waitFor("today", `document.getElementById('chart').dataset.date === '`+today+`'`)
+	is.Equal(eval(`String(document.getElementById('next').disabled)`), "true") // no future
+	step("previous day", chromedp.Click(chromedp.CSS(`#prev`)))
+	waitFor("yesterday", fmt.Sprintf(`(() => { const c = document.getElementById('chart');
+		return c.dataset.state === 'drawn' && c.dataset.date === %q && c.dataset.buckets === '%d'; })()`,
+		yesterday, len(fetchSeries(t, srv.URL, "day", yesterday))))
+	is.Equal(len(fetchSeries(t, srv.URL, "day", yesterday)), 24) // a whole seeded day
+	step("next day", chromedp.Click(chromedp.CSS(`#next`)))
+	waitFor("today again", `document.getElementById('chart').dataset.date === '`+today+`'`)
+
+	// The same page at phone width, and both widths dark.
+	step("phone", chromedp.EmulateViewport(375, 812, chromedp.EmulateScale(2)))
+	waitFor("phone layout", `document.documentElement.scrollWidth <= 375`)
+	shot(t, ctx, artifacts, "day-375-light")
+	step("dark", setColorScheme("dark"))
+	waitFor("dark colours", `getComputedStyle(document.body).backgroundColor !== 'rgb(243, 245, 248)'`)
+	shot(t, ctx, artifacts, "day-375-dark")
+	step("desktop dark", chromedp.EmulateViewport(1920, 1080))
+	shot(t, ctx, artifacts, "day-1920-dark")
+	step("light", setColorScheme("light"))
+
+	step("sign out", chromedp.Click(chromedp.CSS(`#signout`)), chromedp.WaitVisible(chromedp.CSS(`#signin`)))
+	is.Equal(eval(`String(localStorage.getItem('sungrow.token'))`), "null")
+	is.Equal(eval(`String(document.getElementById('dash').hidden)`), "true")
+
+	mu.Lock()
+	defer mu.Unlock()
+	is.True(requests > 0)
+	if len(foreign) > 0 {
+		t.Errorf("the page asked for something outside the server: %v", foreign)
+	}
+	if msgs := console(); msgs != "" {
+		t.Errorf("console errors (CSP violations show here too):\n%s", msgs)
+	}
+}
+
+// paintedBars counts the chart's pixels in the light theme's solar colour (#f59e0b):
+// zero means no bar was drawn.
+const paintedBars = `(() => {
+	const c = document.querySelector('#chart canvas');
+	const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+	let n = 0;
+	for (let i = 0; i < px.length; i += 4) {
+		if (Math.abs(px[i] - 245) < 6 && Math.abs(px[i + 1] - 158) < 6 && Math.abs(px[i + 2] - 11) < 6) n++;
+	}
+	return String(n);
+})()`
+
+// checkLive compares what the page shows with what /v1/realtime answers.
+func checkLive(t *testing.T, is *is.I, base string, eval func(string) string) {
+	t.Helper()
+	var rt map[string]any
+	get(t, base+"/v1/realtime?device_id="+device, &rt)
+	for id, field := range map[string]string{
+		"pv-value": "pv_power_w", "battery-soc": "battery_soc_pct", "battery-value": "battery_power_w",
+		"house-value": "load_power_w", "grid-value": "export_power_w", "pv-daily": "pv_daily_kwh",
+		"battery-temp": "battery_temp_c",
+	} {
+		shown := eval(`document.getElementById('` + id + `').dataset.value`)
+		want := ""
+		if v, ok := rt[field].(float64); ok {
+			want = fmt.Sprint(v)
+		}
+		if shown != want {
+			t.Errorf("#%s shows %s = %q, /v1/realtime says %q", id, field, shown, want)
+		}
+	}
+	// And the words a person reads.
+	is.Equal(eval(`document.getElementById('pv-value').textContent`), watts(rt["pv_power_w"].(float64)))
+	is.Equal(eval(`document.getElementById('house-value').textContent`), watts(rt["load_power_w"].(float64)))
+	is.Equal(eval(`document.getElementById('grid-value').textContent`), watts(rt["export_power_w"].(float64)))
+	is.Equal(eval(`document.getElementById('battery-soc').textContent`),
+		fmt.Sprintf("%d %%", int(math.Round(rt["battery_soc_pct"].(float64)))))
+}
+
+// watts formats power the way the page does.
+func watts(w float64) string {
+	w = math.Abs(w)
+	if w < 1000 {
+		return fmt.Sprintf("%d W", int(math.Round(w)))
+	}
+	return fmt.Sprintf("%.2f kW", w/1000)
+}
+
+// seedHistory stores one sample an hour for the last 400 days, up to three hours ago,
+// with a solar day shape, so every frame has data and the newest reading is stale.
+func seedHistory(t *testing.T, store *telemetry.Store, now time.Time) {
+	t.Helper()
+	end := now.Add(-3 * time.Hour)
+	var batch []telemetry.Sample
+	flush := func() {
+		if _, err := store.Insert(context.Background(), device, batch); err != nil {
+			t.Fatalf("seed: %v", err)
+		}
+		batch = batch[:0]
+	}
+	for ts := end.Add(-400 * 24 * time.Hour).Truncate(time.Hour); !ts.After(end); ts = ts.Add(time.Hour) {
+		h := float64(ts.Hour()) + 0.5
+		pv := math.Max(0, math.Sin((h-6)/13*math.Pi)) * (2500 + 1500*math.Cos(float64(ts.YearDay())/366*2*math.Pi))
+		load := 450 + 900*math.Exp(-math.Pow(h-19, 2)/6) + 300*math.Exp(-math.Pow(h-8, 2)/3)
+		battery := math.Max(-2500, math.Min(2500, (pv-load)*0.6))
+		temp := 22.0
+		batch = append(batch, telemetry.Sample{
+			DeviceID: device, TS: ts, PVPowerW: pv, BatteryPowerW: battery,
+			BatterySoCPct: 50 + 40*math.Sin((h-10)/24*2*math.Pi), BatteryTempC: &temp,
+			LoadPowerW: load, ExportPowerW: pv - load - battery, SampleCount: 720,
+		})
+		if len(batch) == 1000 {
+			flush()
+		}
+	}
+	flush()
+}
+
+func ingest(t *testing.T, base string, sample map[string]any) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"samples": []any{sample}})
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/ingest", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(res.Body)
+		t.Fatalf("ingest: %d %s", res.StatusCode, b)
+	}
+}
+
+func fetchSeries(t *testing.T, base, frame, date string) []map[string]any {
+	t.Helper()
+	var out struct {
+		Series []map[string]any `json:"series"`
+	}
+	u := base + "/v1/series?device_id=" + device + "&frame=" + frame
+	if date != "" {
+		u += "&date=" + date
+	}
+	get(t, u, &out)
+	return out.Series
+}
+
+func get(t *testing.T, url string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, res.StatusCode, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: decode: %v", url, err)
+	}
+}
+
+// requireChromium returns the browser's path. Without it the test skips on a laptop
+// and fails in CI, where scripts/services installs it.
+func requireChromium(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath(chromiumPath); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing in CI (scripts/services installs Debian's chromium): %v", chromiumPath, err)
+		}
+		t.Skipf("%s not installed (apt-get install chromium): %v", chromiumPath, err)
+	}
+	return chromiumPath
+}
+
+// newBrowser starts a headless Chromium of its own, with a fresh profile and nothing
+// that phones home, so the only traffic is the test's.
+func newBrowser(t *testing.T, path string) (context.Context, context.CancelFunc) {
+	t.Helper()
+	var out bytes.Buffer
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1920, 1080),
+		chromedp.CombinedOutput(&out),
+	)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	// Start the browser now, on a context without a deadline: it lives as long as ctx.
+	if err := chromedp.Do(ctx); err != nil {
+		cancelCtx()
+		cancelAlloc()
+		t.Fatalf("start %s: %v\n%s", path, err, out.String())
+	}
+	return ctx, func() {
+		cancelCtx()
+		cancelAlloc()
+	}
+}
+
+// collectConsole gathers the page's console errors, uncaught exceptions and browser
+// log errors (a Content-Security-Policy violation is one); the func returns them.
+func collectConsole(t *testing.T, ctx context.Context) func() string {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		msgs []string
+	)
+	lctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	messages := chromedp.Console(lctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			// The wrong-token step's 401 is expected; nothing else is.
+			if strings.Contains(m.Text, "status of 401") {
+				continue
+			}
+			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException || m.Type == chromedp.ConsoleWarning {
+				mu.Lock()
+				msgs = append(msgs, m.String())
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(msgs, "\n")
+	}
+}
+
+func setColorScheme(scheme string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+		})
+		return chromedp.Void{}, err
+	}
+}
+
+// shot writes a full-page PNG to the artifact directory.
+func shot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	p := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Errorf("write %s: %v", p, err)
+		return
+	}
+	t.Logf("screenshot: %s", p)
+}
+
+// artifactDir is $SUNGROW_ARTIFACTS/dashboard, or artifacts/dashboard at the module
+// root (git-ignored).
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	root := os.Getenv("SUNGROW_ARTIFACTS")
+	if root == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for root = wd; ; root = filepath.Dir(root) {
+			if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+				break
+			}
+			if filepath.Dir(root) == root {
+				t.Fatalf("no go.mod above %s", wd)
+			}
+		}
+		root = filepath.Join(root, "artifacts")
+	}
+	dir, err := filepath.Abs(filepath.Join(root, "dashboard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Screenshots of an earlier run would pass for this one's.
+	old, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+	for _, p := range old {
+		_ = os.Remove(p)
+	}
+	return dir
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
