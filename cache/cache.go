@@ -43,6 +43,8 @@ type backend interface {
 	storeIf(ctx context.Context, device, gen string, val []byte, ttl time.Duration) (stored bool, current string, err error)
 	// invalidate drops the value and starts a new generation.
 	invalidate(ctx context.Context, device string) error
+	// ping checks that the backend answers.
+	ping(ctx context.Context) error
 	close() error
 }
 
@@ -179,6 +181,9 @@ func (c *Realtime) Invalidate(ctx context.Context, device string) {
 	// A load in flight may predate the commit: later readers must not join it.
 	c.flights.Forget(device)
 }
+
+// Ping checks that the cache's store answers, for GET /ready.
+func (c *Realtime) Ping(ctx context.Context) error { return c.b.ping(ctx) }
 
 // Close releases the backend's connections.
 func (c *Realtime) Close() error { return c.b.close() }

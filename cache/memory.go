@@ -81,4 +81,6 @@ func (m *memoryBackend) invalidate(_ context.Context, device string) error {
 	return nil
 }
 
+func (m *memoryBackend) ping(context.Context) error { return nil }
+
 func (m *memoryBackend) close() error { return nil }

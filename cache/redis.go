@@ -176,4 +176,11 @@ func (r *redisBackend) invalidate(ctx context.Context, device string) error {
 	return nil
 }
 
+func (r *redisBackend) ping(ctx context.Context) error {
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis: %w", err)
+	}
+	return nil
+}
+
 func (r *redisBackend) close() error { return r.client.Close() }

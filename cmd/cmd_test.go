@@ -322,3 +322,40 @@ func scrape(t *testing.T, addr string) string {
 	b, _ := io.ReadAll(res.Body)
 	return string(b)
 }
+
+func TestReadyReportsEachDependency(t *testing.T) {
+	d := testenv.New(t, testenv.Postgres)
+	for _, tt := range []struct {
+		name, redisURL string
+		status         int
+		detail         string
+	}{
+		{"redis up", testenv.RedisURL(), http.StatusOK, ""},
+		{"redis down", "redis://127.0.0.1:1/0", http.StatusServiceUnavailable, "redis"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			is := is.New(t)
+			addr := freeAddr(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := run(ctx, map[string]string{
+					"DATABASE_URL": d.URL, "DEVICE_TOKENS": "tok:inverter-01", "LISTEN_ADDR": addr,
+					"REDIS_URL": tt.redisURL,
+				}, "serve")
+				done <- err
+			}()
+			defer func() { cancel(); <-done }()
+			waitHealthy(t, "http://"+addr)
+			res, err := http.Get("http://" + addr + "/ready")
+			is.NoErr(err)
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			is.Equal(res.StatusCode, tt.status)
+			is.True(strings.Contains(string(body), `"database":"ok"`))
+			if tt.detail != "" {
+				is.True(strings.Contains(string(body), "not ready: "+tt.detail))
+			}
+		})
+	}
+}

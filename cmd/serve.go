@@ -86,6 +86,9 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 	m := metrics.New()
 	m.WatchPool(pool)
 	ready := []httpapi.ReadyCheck{{Name: "database", Check: pool.Ping}}
+	if rc != nil && rc.Name() == "redis" {
+		ready = append(ready, httpapi.ReadyCheck{Name: "redis", Check: rc.Ping})
+	}
 	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, logger)
 	if err != nil {
 		return err
@@ -131,8 +134,8 @@ func listenAndServe(ctx context.Context, logger *slog.Logger, cfg config.Config,
 	}
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/matryer/is"
 
+	"github.com/sungrow/sungrow/cache"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/metrics"
@@ -82,7 +84,10 @@ func TestMetricsCountRequestsAndIngestedRows(t *testing.T) {
 	d := testenv.New(t, testenv.Postgres)
 	m := metrics.New()
 	m.WatchPool(d.Pool)
-	srv := newServer(t, d.Pool, func(deps *httpapi.Deps) { deps.Metrics = m })
+	srv := newServer(t, d.Pool, func(deps *httpapi.Deps) {
+		deps.Metrics = m
+		deps.Cache = cache.NewMemory(cache.Options{TTL: time.Minute})
+	})
 
 	res := post(t, srv.URL, token, batch(0, 3))
 	is.Equal(res.status, 200)
@@ -90,6 +95,10 @@ func TestMetricsCountRequestsAndIngestedRows(t *testing.T) {
 	is.Equal(res.status, 200)
 	res = post(t, srv.URL, "nope", batch(0, 3))
 	is.Equal(res.status, 401)
+	for range 3 { // a miss, then two hits
+		res, _ := get(t, srv.URL+"/v1/realtime?device_id="+device, map[string]string{"Authorization": "Bearer " + token})
+		is.Equal(res.StatusCode, 200)
+	}
 
 	_, body := get(t, srv.URL+"/metrics", nil)
 	for _, want := range []string{
@@ -99,6 +108,8 @@ func TestMetricsCountRequestsAndIngestedRows(t *testing.T) {
 		`sungrow_ingest_samples_received_total 6`,
 		`sungrow_http_request_duration_seconds_count{method="POST",route="POST /v1/ingest"} 3`,
 		`sungrow_db_pool_connections{state="max"}`,
+		`sungrow_realtime_cache_requests_total{result="hit"} 2`,
+		`sungrow_realtime_cache_requests_total{result="miss"} 1`,
 		`go_goroutines`,
 	} {
 		is.True(strings.Contains(body, want)) // the scrape shows it

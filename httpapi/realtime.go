@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
+
+	"github.com/sungrow/sungrow/metrics"
 )
 
 // handleRealtime answers with the newest sample of the token's device, through the
 // cache when there is one (nil: straight from the database). The cache holds the
 // encoded body, so a hit is one cache read and one write of bytes.
-func handleRealtime(logger *slog.Logger, store SampleStore, cache RealtimeCache) http.Handler {
+func handleRealtime(logger *slog.Logger, m *metrics.Metrics, store SampleStore, cache RealtimeCache) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		device, err := queryDevice(r)
 		if err != nil {
@@ -30,11 +33,23 @@ func handleRealtime(logger *slog.Logger, store SampleStore, cache RealtimeCache)
 			}
 			return body, nil
 		}
+		// A request whose answer came without calling load is a hit, including one
+		// that waited for another request's load of the same device.
+		var loaded atomic.Bool // set in the cache's flight, which may outlive this request
+		counted := func(ctx context.Context) ([]byte, error) {
+			loaded.Store(true)
+			return load(ctx)
+		}
 		var body []byte
 		if cache != nil {
-			body, err = cache.Get(r.Context(), device, load)
+			body, err = cache.Get(r.Context(), device, counted)
 		} else {
-			body, err = load(r.Context())
+			body, err = counted(r.Context())
+		}
+		if loaded.Load() {
+			m.CacheResults.WithLabelValues("miss").Inc()
+		} else if err == nil {
+			m.CacheResults.WithLabelValues("hit").Inc()
 		}
 		if err != nil {
 			respondError(w, r, logger, err)
