@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -339,4 +340,166 @@ func TestSeriesErrors(t *testing.T) {
 			is.True(strings.Contains(string(raw), `"series":[]`))
 		}
 	})
+}
+
+// TestSeriesLateDataRefreshedInBackground: samples days old, ingested after the
+// aggregates were materialized past them, show in frame=all without a command.
+func TestSeriesLateDataRefreshedInBackground(t *testing.T) {
+	is := is.New(t)
+	d := testenv.New(t, testenv.TimescaleDB)
+	ctx := context.Background()
+	insertSamples(t, d.Pool, seriesFixture())
+	for _, agg := range series.Aggregates {
+		from, to := series.Window(agg, time.Time{}, time.Time{}, seriesNow, time.UTC)
+		is.NoErr(series.Refresh(ctx, d.Pool, agg, from, to))
+	}
+	svc, _, err := series.Open(ctx, d.Pool, time.UTC)
+	is.NoErr(err)
+	lateSample := func(ts time.Time, count int) map[string]any {
+		return map[string]any{"samples": []map[string]any{{
+			"device_id": device, "ts": ts.Format(time.RFC3339), "pv_power_w": 10.0,
+			"battery_power_w": 0.0, "battery_soc_pct": 50.0, "load_power_w": 5.0,
+			"export_power_w": 5.0, "sample_count": count,
+		}}}
+	}
+	february := func(url string) int64 {
+		_, body := getSeriesOK(t, url, "device_id="+device+"&frame=all")
+		last := body.Series[len(body.Series)-1]
+		is.Equal(last.Bucket, "2026-02-01T00:00:00Z")
+		return last.SampleCount
+	}
+	twoDaysAgo := seriesNow.Add(-48*time.Hour + time.Second) // off the fixture's grid
+
+	// Without the refresher a late sample stays out: the materialized rows win.
+	plain := newSeriesServer(t, d.Pool, svc, nil)
+	base := february(plain.URL)
+	is.Equal(post(t, plain.URL, token, lateSample(twoDaysAgo, 7)).body["inserted"], 1.0)
+	is.Equal(february(plain.URL), base) // stale until refreshed
+
+	r := series.NewRefresher(d.Pool, time.UTC, 50*time.Millisecond, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	srv := newSeriesServer(t, d.Pool, svc, r)
+	is.Equal(post(t, srv.URL, token, lateSample(twoDaysAgo.Add(5*time.Minute), 11)).body["inserted"], 1.0)
+
+	want := base + 7 + 11 // the refresh takes in every late sample of its window
+	deadline := time.Now().Add(60 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for got := february(srv.URL); got != want; got = february(srv.URL) {
+		if time.Now().After(deadline) {
+			t.Fatalf("February holds %d samples 60 s after the late ingest, want %d", got, want)
+		}
+		<-tick.C
+	}
+}
+
+// TestSeriesDaylightSaving: in Europe/Brussels the 2026 DST days have 23 and 25 hourly
+// buckets and daily buckets begin at local midnight, on both databases; on TimescaleDB
+// the aggregates are built in that zone and agree with the raw path.
+func TestSeriesDaylightSaving(t *testing.T) {
+	brussels, err := time.LoadLocation("Europe/Brussels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fixture []telemetry.Sample
+	i := 0
+	for _, span := range [][2]time.Time{
+		{time.Date(2026, 3, 26, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 10, 22, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 28, 0, 0, 0, 0, time.UTC)},
+	} {
+		for ts := span[0]; ts.Before(span[1]); ts = ts.Add(15 * time.Minute) {
+			fixture = append(fixture, telemetry.Sample{DeviceID: device, TS: ts,
+				PVPowerW: float64(i % 500), BatterySoCPct: float64(i % 100), LoadPowerW: 0.5 * float64(i%300),
+				SampleCount: int32(1 + i%2)})
+			i++
+		}
+	}
+	localDay := func(t time.Time) time.Time {
+		t = t.In(brussels)
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, brussels)
+	}
+	for _, b := range testenv.Backends {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			is := is.New(t)
+			ctx := context.Background()
+			d := testenv.NewEmpty(t, b)
+			// Migration 2 reads the zone from sungrow.tz, as `sungrow migrate` sets it.
+			// The test server keeps session settings across connections: reset it.
+			_, err := d.Pool.Exec(ctx, "SELECT set_config('sungrow.tz', 'Europe/Brussels', false)")
+			is.NoErr(err)
+			testenv.Migrate(t, d.Pool)
+			_, err = d.Pool.Exec(ctx, "SELECT set_config('sungrow.tz', '', false)")
+			is.NoErr(err)
+			insertSamples(t, d.Pool, fixture)
+
+			svc, info, err := series.Open(ctx, d.Pool, brussels)
+			is.NoErr(err)
+			if d.Timescale {
+				is.Equal(info.Path, series.PathAggregates)
+				is.Equal(info.AggregateZone, "Europe/Brussels")
+			}
+			srv := newSeriesServer(t, d.Pool, svc, nil)
+			rawSrv := newSeriesServer(t, d.Pool, series.NewRaw(d.Pool, brussels), nil)
+
+			check := func() {
+				for date, n := range map[string]int{"2026-03-29": 23, "2026-10-25": 25, "2026-03-30": 24} {
+					_, body := getSeriesOK(t, srv.URL, "device_id="+device+"&frame=day&date="+date)
+					is.Equal(len(body.Series), n)
+					first, _ := time.Parse(time.RFC3339, body.Series[0].Bucket)
+					is.Equal(first.In(brussels).Format(time.DateTime), date+" 00:00:00")
+				}
+				for _, c := range []struct {
+					query    string
+					from, to time.Time
+				}{
+					{"frame=week&date=2026-03-29", time.Date(2026, 3, 23, 0, 0, 0, 0, brussels), time.Date(2026, 3, 30, 0, 0, 0, 0, brussels)},
+					{"frame=week&date=2026-03-30", time.Date(2026, 3, 30, 0, 0, 0, 0, brussels), time.Date(2026, 4, 6, 0, 0, 0, 0, brussels)},
+					{"frame=month&date=2026-10-31", time.Date(2026, 10, 1, 0, 0, 0, 0, brussels), time.Date(2026, 11, 1, 0, 0, 0, 0, brussels)},
+				} {
+					raw, body := getSeriesOK(t, srv.URL, "device_id="+device+"&"+c.query)
+					checkSeries(t, body, expectSeries(fixture, c.from, c.to, localDay), brussels)
+					for _, bk := range body.Series {
+						is.True(strings.HasPrefix(bk.Bucket[10:], "T00:00:00+0")) // local midnight
+					}
+					rawJSON, _ := getSeriesOK(t, rawSrv.URL, "device_id="+device+"&"+c.query)
+					is.Equal(string(raw), string(rawJSON))
+				}
+			}
+			check()
+			if d.Timescale {
+				for _, agg := range series.Aggregates {
+					from, to := series.Window(agg, time.Time{}, time.Time{}, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), brussels)
+					is.NoErr(series.Refresh(ctx, d.Pool, agg, from, to))
+				}
+				check()
+			}
+		})
+	}
+}
+
+// TestSeriesZoneChanged: aggregates built in UTC never serve Brussels buckets; the
+// hourly aggregate is summed into Brussels days and months instead, exactly.
+func TestSeriesZoneChanged(t *testing.T) {
+	is := is.New(t)
+	brussels, err := time.LoadLocation("Europe/Brussels")
+	is.NoErr(err)
+	d := testenv.New(t, testenv.TimescaleDB)
+	fixture := seriesFixture()
+	insertSamples(t, d.Pool, fixture)
+	svc, info, err := series.Open(context.Background(), d.Pool, brussels)
+	is.NoErr(err)
+	is.Equal(info.AggregateZone, "UTC")
+	is.Equal(info.Path, series.PathHourlyRollup)
+	srv := newSeriesServer(t, d.Pool, svc, nil)
+	rawSrv := newSeriesServer(t, d.Pool, series.NewRaw(d.Pool, brussels), nil)
+	for _, c := range frameCases(brussels) {
+		raw, body := getSeriesOK(t, srv.URL, "device_id="+device+"&"+c.query)
+		checkSeries(t, body, expectSeries(fixture, c.from, c.to, c.floor), brussels)
+		rawJSON, _ := getSeriesOK(t, rawSrv.URL, "device_id="+device+"&"+c.query)
+		is.Equal(string(raw), string(rawJSON))
+	}
 }
