@@ -21,6 +21,10 @@ type Config struct {
 	MaxSamplesPerRequest int
 	CacheTTL             time.Duration // 0 turns the realtime cache off
 	ShutdownTimeout      time.Duration
+	// ReadHeaderTimeout (READ_HEADER_TIMEOUT_S) and ReadTimeout (READ_TIMEOUT_S) drop
+	// clients that send their headers or body too slowly to hold a connection hostage.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
 	// TZ (SUNGROW_TZ) is where days, weeks, months and years of GET /v1/series begin.
 	TZ *time.Location
 	// LateRefreshDelay (LATE_REFRESH_DELAY_S) is how long serve gathers late samples
@@ -44,6 +48,8 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.MaxSamplesPerRequest = int(positiveInt(getenv, "MAX_SAMPLES_PER_REQUEST", 1000, &errs))
 	cfg.CacheTTL = seconds(getenv, "CACHE_TTL_S", 5, &errs)
 	cfg.ShutdownTimeout = seconds(getenv, "SHUTDOWN_TIMEOUT_S", 15, &errs)
+	cfg.ReadHeaderTimeout = seconds(getenv, "READ_HEADER_TIMEOUT_S", 5, &errs)
+	cfg.ReadTimeout = seconds(getenv, "READ_TIMEOUT_S", 30, &errs)
 	cfg.TZ = timeZone(getenv, "SUNGROW_TZ", &errs)
 	cfg.LateRefreshDelay = seconds(getenv, "LATE_REFRESH_DELAY_S", 10, &errs)
 	cfg.CORSOrigins = origins(getenv, "CORS_ORIGINS", &errs)
