@@ -151,9 +151,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		if painted == "0" {
 			t.Errorf("%s: no bar painted in the chart", frame)
 		}
-		if frame == "day" || frame == "month" {
-			shot(t, ctx, artifacts, frame+"-1920-light")
-		}
+		shot(t, ctx, artifacts, frame+"-1920-light")
 	}
 
 	// Previous and next walk through days via date=.

@@ -586,7 +586,7 @@
     };
     if (frame === 'day') {
       data.push(slots.map((s) => s.soc));
-      series.push({ label: 'Battery', scale: '%', stroke: color('--battery'), width: 2.5, points: { show: false }, value: (u, v) => (v == null ? '–' : Math.round(v) + ' %') });
+      series.push({ label: 'Battery', scale: '%', stroke: color('--battery'), width: 2.5, points: { show: true, size: 5, fill: color('--battery') }, value: (u, v) => (v == null ? '–' : Math.round(v) + ' %') });
       axes.push(Object.assign({}, axis, { scale: '%', side: 1, size: 44, grid: { show: false }, values: (u, splits) => splits.map((v) => v + '%') }));
       scales['%'] = { range: [0, 100] };
     }
