@@ -168,10 +168,12 @@ func (r *Refresher) refresh(ctx context.Context, lo, hi time.Time) error {
 	return nil
 }
 
-// Window is the refresh window of agg for a requested [from, to) (zero: unbounded),
-// widened to whole buckets and ending no later than the start of the bucket holding
-// now: a materialized bucket stops taking in new samples through real-time
-// aggregation, so the current one is left open.
+// Window is the refresh window of agg for a requested [from, to) (zero: unbounded) in
+// whole buckets: it starts at the bucket holding from and ends at the start of the
+// bucket holding to, and no later than the start of the bucket holding now. A bucket
+// is never materialized from part of its data: the coarser aggregates read the finer
+// ones' materialized rows, and a materialized bucket stops taking in new samples
+// through real-time aggregation, so the current one is left open.
 func Window(agg Aggregate, from, to, now time.Time, loc *time.Location) (time.Time, time.Time) {
 	if from.IsZero() {
 		from = allFrom
@@ -179,8 +181,6 @@ func Window(agg Aggregate, from, to, now time.Time, loc *time.Location) (time.Ti
 	current := agg.Floor(now, loc)
 	if to.IsZero() || to.After(current) {
 		to = current
-	} else if f := agg.Floor(to, loc); !f.Equal(to) {
-		to = agg.Next(f, loc)
 	}
-	return agg.Floor(from, loc), to
+	return agg.Floor(from, loc), agg.Floor(to, loc)
 }
