@@ -269,7 +269,7 @@ func (g *Generator) load(local, ts time.Time) float64 {
 		d := (hour - center) / width
 		return math.Exp(-d * d / 2)
 	}
-	w := 300 + 900*bump(morning, 1) + 1500*bump(evening, 1.5) + 250*bump(13, 1.5)
+	w := 250 + 900*bump(morning, 1) + 1500*bump(evening, 1.5) + 250*bump(13, 1.5)
 
 	// An appliance starts with a chance per hour, so the rate does not depend on the
 	// interval, and more likely when people are up.
@@ -279,7 +279,7 @@ func (g *Generator) load(local, ts time.Time) float64 {
 		if hour >= 6.5 && hour < 23 {
 			awake = 1
 		}
-		if g.rng.Float64() < 0.6*awake*g.dtH {
+		if g.rng.Float64() < 0.35*awake*g.dtH {
 			g.appliance = applianceRun{
 				watts: 1000 + 1500*g.rng.Float64(),
 				until: ts.Add(time.Duration((3 + 40*g.rng.Float64()) * float64(time.Minute))),

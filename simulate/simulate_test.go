@@ -189,3 +189,27 @@ func TestInvalidConfig(t *testing.T) {
 		is.True(err != nil)
 	}
 }
+
+func TestLoadPeaksAndWeatherVary(t *testing.T) {
+	is := is.New(t)
+	start := time.Date(2026, 4, 6, 0, 0, 0, 0, time.UTC)
+	samples := generate(t, simulate.Config{
+		DeviceID: "d", Start: start, End: start.Add(28 * 24 * time.Hour), Interval: time.Minute,
+		Seed: 5, Latitude: 48, PVPeakW: 6000, BatteryKWh: 10, BatteryMaxW: 5000,
+	})
+	var loadByHour [24]float64
+	pvByDay := map[int]float64{}
+	for _, s := range samples {
+		loadByHour[s.TS.Hour()] += s.LoadPowerW
+		pvByDay[s.TS.YearDay()] += s.PVPowerW / 60 / 1000
+	}
+	night, morning, evening := loadByHour[3], loadByHour[7], loadByHour[19]
+	is.True(morning > 1.5*night) // people get up...
+	is.True(evening > 2*night)   // ...and come home
+	lo, hi := math.Inf(1), 0.0
+	for _, kwh := range pvByDay {
+		lo, hi = math.Min(lo, kwh), math.Max(hi, kwh)
+	}
+	is.True(lo < 0.6*hi) // overcast days and sunny days
+	is.True(hi > 20)     // a sunny April day gives a 6 kWp array over 20 kWh
+}
