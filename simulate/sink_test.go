@@ -130,6 +130,29 @@ func lastSample(t *testing.T) telemetry.Sample {
 	return last
 }
 
+func TestHTTPSinkRetriesAfterAConnectionDrops(t *testing.T) {
+	is := is.New(t)
+	d := testenv.New(t, testenv.Postgres)
+	// The first request's connection is cut before any answer: a network error.
+	srv, calls := apiServer(t, d, func(n int64, w http.ResponseWriter) bool {
+		if n == 1 {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("hijack: %v", err)
+				return false
+			}
+			conn.Close()
+			return true
+		}
+		return false
+	})
+	res, err := simulate.Run(context.Background(), newGenerator(t), fastSink(srv.URL, token), 1000, nil)
+	is.NoErr(err)
+	is.Equal(res.Inserted, int64(1440))
+	is.Equal(calls.Load(), int64(3))
+	is.Equal(countRows(t, d.Pool), 1440)
+}
+
 func TestHTTPSinkStopsOnAClientError(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
