@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -120,6 +121,8 @@ func databaseUnavailable(err error) bool {
 	}
 	var netErr net.Error
 	var connectErr *pgconn.ConnectError
+	// A connection cut mid-query (the database crashed or restarted) ends in an
+	// unexpected EOF; body decoding errors never get here, they are 4xx already.
 	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) ||
-		pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed)
+		pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
 }
