@@ -4,14 +4,16 @@
 #                --build-arg COMMIT=$(git rev-parse --short HEAD) -t sungrow .
 
 FROM golang:1.26 AS build
+# The image pins GOTOOLCHAIN=local; go.mod asks for a patch release (go 1.26.8) that an
+# older cached golang:1.26 may lack, so let go fetch it instead of failing.
+ENV GOTOOLCHAIN=auto
 WORKDIR /src
-# Modules first, so a code change does not download them again.
-COPY go.mod go.sum ./
-RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
 ARG COMMIT=unknown
-# CGO off: a static binary that needs no libc, so it runs on distroless/static.
+# CGO off: a static binary that needs no libc, so it runs on distroless/static. The
+# cache mounts keep modules and build results between builds (and only the modules the
+# binary needs are fetched, not the sqlc tool's).
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X github.com/sungrow/sungrow/cmd.Version=${VERSION} -X github.com/sungrow/sungrow/cmd.Commit=${COMMIT}" \
