@@ -153,9 +153,9 @@ type Service struct {
 	path Path
 }
 
-// Open looks at the database once to choose the path: the aggregates if they exist and
-// were built in loc, the hourly aggregate rolled up if they were built in another zone
-// and loc is a whole-hour zone, else the raw samples.
+// Open looks at the database once to choose the path: the aggregates if they exist,
+// were built in loc and loc is a whole-hour zone; the hourly aggregate rolled up if
+// they were built in another whole-hour zone; else the raw samples.
 func Open(ctx context.Context, conn db.DBTX, loc *time.Location) (*Service, Info, error) {
 	q := db.New(conn)
 	present, err := q.AggregatesPresent(ctx)
@@ -170,11 +170,13 @@ func Open(ctx context.Context, conn db.DBTX, loc *time.Location) (*Service, Info
 		return nil, Info{}, fmt.Errorf("read the zone of the series aggregates: %w", err)
 	}
 	path := PathAggregates
-	if zone != loc.String() {
+	switch {
+	case !wholeHourZone(loc):
+		// The aggregates' hours are UTC hours, which do not nest in the days of a
+		// zone such as Asia/Kolkata: only the raw samples give exact local days.
+		path = PathRaw
+	case zone != loc.String():
 		path = PathHourlyRollup
-		if !wholeHourZone(loc) {
-			path = PathRaw
-		}
 	}
 	return &Service{q: q, loc: loc, path: path}, Info{Path: path, AggregateZone: zone}, nil
 }
