@@ -1,0 +1,85 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	"github.com/sungrow/sungrow/config"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	is := is.New(t)
+	cfg, err := config.Load(env(nil))
+	is.NoErr(err)
+	is.Equal(cfg.ListenAddr, ":8080")
+	is.Equal(cfg.MaxRequestBytes, int64(1048576))
+	is.Equal(cfg.MaxSamplesPerRequest, 1000)
+	is.Equal(cfg.CacheTTL, 5*time.Second)
+	is.Equal(cfg.TZ, time.UTC)
+	is.Equal(len(cfg.CORSOrigins), 0)
+	is.True(cfg.RequireDatabase() != nil) // DATABASE_URL has no default
+}
+
+func TestLoadReportsEveryBadVariableByName(t *testing.T) {
+	is := is.New(t)
+	_, err := config.Load(env(map[string]string{
+		"MAX_REQUEST_BYTES":       "1MB",
+		"MAX_SAMPLES_PER_REQUEST": "-5",
+		"CACHE_TTL_S":             "soon",
+		"SUNGROW_TZ":              "Mars/Olympus",
+		"CORS_ORIGINS":            "dash.example.com",
+	}))
+	is.True(err != nil)
+	for _, name := range []string{"MAX_REQUEST_BYTES", "MAX_SAMPLES_PER_REQUEST", "CACHE_TTL_S", "SUNGROW_TZ", "CORS_ORIGINS"} {
+		is.True(strings.Contains(err.Error(), name)) // each problem names its variable
+	}
+}
+
+func TestLoadReadsValues(t *testing.T) {
+	is := is.New(t)
+	cfg, err := config.Load(env(map[string]string{
+		"CACHE_TTL_S":  "0",
+		"SUNGROW_TZ":   "Europe/Brussels",
+		"CORS_ORIGINS": " https://a.example.com/ , http://localhost:3000",
+	}))
+	is.NoErr(err)
+	is.Equal(cfg.CacheTTL, time.Duration(0)) // 0 turns caching off
+	is.Equal(cfg.TZ.String(), "Europe/Brussels")
+	is.Equal(cfg.CORSOrigins, []string{"https://a.example.com", "http://localhost:3000"})
+}
+
+func TestParseDeviceTokens(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    map[string]string
+		wantErr string
+	}{
+		{"tokA:dev-1,tokB:dev-2", map[string]string{"tokA": "dev-1", "tokB": "dev-2"}, ""},
+		{" tokA : dev-1 , ", map[string]string{"tokA": "dev-1"}, ""},
+		{"", nil, "DEVICE_TOKENS is not set"},
+		{"t0psecret", nil, "entry 1 is not token:device_id"},
+		{"tokA:dev-1,tokA:dev-2", nil, "entry 2 repeats"},
+		{"tokA:", nil, "entry 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			is := is.New(t)
+			got, err := config.ParseDeviceTokens(tt.in)
+			if tt.wantErr != "" {
+				is.True(err != nil)
+				is.True(strings.Contains(err.Error(), tt.wantErr))
+				is.True(!strings.Contains(err.Error(), "t0psecret")) // never the token itself
+				return
+			}
+			is.NoErr(err)
+			is.Equal(got, tt.want)
+		})
+	}
+}
