@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -185,6 +186,23 @@ type Runner struct {
 
 	batchesAcked, batchesAbandoned, retries, rejected int64
 	started                                           time.Time
+
+	phase  atomic.Pointer[string]
+	phases []phaseMark // guarded by mu
+}
+
+type phaseMark struct {
+	name  string
+	start time.Time
+}
+
+// Phase starts a named phase of the run ("baseline", "redis down", ...): from now on
+// answers are also counted under it, so a report shows what a fault did to the numbers.
+func (r *Runner) Phase(name string) {
+	r.mu.Lock()
+	r.phases = append(r.phases, phaseMark{name: name, start: time.Now()})
+	r.mu.Unlock()
+	r.phase.Store(&name)
 }
 
 // FaultWindow is a span of time in which a fault was injected.

@@ -30,6 +30,8 @@ type endpoint struct {
 	unexpected int64
 	skipped    int64
 	rng        uint64
+	// phases holds the same numbers per phase of the run (see Runner.Phase).
+	phases map[string]*endpoint
 }
 
 func newEndpoint(name string) *endpoint {
@@ -51,6 +53,23 @@ func (r *Runner) record(e *endpoint, start, end time.Time, status int) {
 	if failed {
 		fault, expected = r.expectedFailure(start, end)
 	}
+	phase := e
+	if name := r.phase.Load(); name != nil {
+		e.mu.Lock()
+		if e.phases == nil {
+			e.phases = map[string]*endpoint{}
+		}
+		if e.phases[*name] == nil {
+			e.phases[*name] = newEndpoint(e.name)
+		}
+		phase = e.phases[*name]
+		e.mu.Unlock()
+		phase.add(start, end, status, failed, expected, fault)
+	}
+	e.add(start, end, status, failed, expected, fault)
+}
+
+func (e *endpoint) add(start, end time.Time, status int, failed, expected bool, fault string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.seen++
@@ -120,6 +139,8 @@ type Report struct {
 	// BatchesAbandoned were still failing when the drain ended; Rejected got a 4xx.
 	BatchesAbandoned, Rejected, Retries int64
 	Faults                              []FaultWindow
+	// Phases are the same numbers for each phase of the run, in order.
+	Phases []PhaseReport
 	// Acked lists, by device, the time of every acknowledged sample.
 	Acked map[string][]time.Time
 }
@@ -131,6 +152,23 @@ func (r *Runner) report(elapsed time.Duration) Report {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for i, ph := range r.phases {
+		end := r.started.Add(elapsed)
+		if i+1 < len(r.phases) {
+			end = r.phases[i+1].start
+		}
+		pr := PhaseReport{Name: ph.name, From: ph.start.Sub(r.started), Elapsed: end.Sub(ph.start)}
+		for _, e := range []*endpoint{r.ingest, r.realtime, r.series} {
+			e.mu.Lock()
+			sub := e.phases[ph.name]
+			e.mu.Unlock()
+			if sub == nil {
+				sub = newEndpoint(e.name)
+			}
+			pr.Endpoints = append(pr.Endpoints, sub.report(pr.Elapsed))
+		}
+		rep.Phases = append(rep.Phases, pr)
+	}
 	rep.BatchesAcked, rep.BatchesAbandoned, rep.Rejected, rep.Retries = r.batchesAcked, r.batchesAbandoned, r.rejected, r.retries
 	rep.Acked = make(map[string][]time.Time, len(r.acked))
 	for d, ts := range r.acked {
@@ -163,10 +201,36 @@ func (rep Report) Unexpected() int64 {
 	return n
 }
 
+// PhaseReport is what the endpoints did during one phase of the run.
+type PhaseReport struct {
+	Name          string
+	From, Elapsed time.Duration
+	Endpoints     []EndpointReport
+}
+
 func (rep Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-9s %9s %9s %9s %9s %9s  %s\n", "endpoint", "requests", "req/s", "p50", "p99", "max", "answers")
-	for _, e := range rep.Endpoints {
+	writeEndpoints(&b, rep.Endpoints)
+	for _, ph := range rep.Phases {
+		fmt.Fprintf(&b, "phase %q (from %s, %s):\n", ph.Name, ph.From.Round(time.Millisecond), ph.Elapsed.Round(time.Millisecond))
+		writeEndpoints(&b, ph.Endpoints)
+	}
+	fmt.Fprintf(&b, "ingest: %d batches (%d samples) acknowledged, %.1f samples/s, %d retries, %d refused, %d never acknowledged\n",
+		rep.BatchesAcked, rep.SamplesAcked, float64(rep.SamplesAcked)/rep.Elapsed.Seconds(), rep.Retries, rep.Rejected, rep.BatchesAbandoned)
+	for _, f := range rep.Faults {
+		end := "still on"
+		if !f.End.IsZero() {
+			end = f.End.Sub(f.Start).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(&b, "fault %q: from %s into the run, lasted %s (5xx expected: %t)\n", f.Name,
+			f.Start.Sub(rep.Started).Round(time.Millisecond), end, f.Expect5xx)
+	}
+	return b.String()
+}
+
+func writeEndpoints(b *strings.Builder, endpoints []EndpointReport) {
+	fmt.Fprintf(b, "%-9s %9s %9s %9s %9s %9s  %s\n", "endpoint", "requests", "req/s", "p50", "p99", "max", "answers")
+	for _, e := range endpoints {
 		var answers []string
 		for _, s := range slices.Sorted(maps.Keys(e.Statuses)) {
 			answers = append(answers, fmt.Sprintf("%d×%d", e.Statuses[s], s))
@@ -183,20 +247,9 @@ func (rep Report) String() string {
 		if e.Skipped > 0 {
 			answers = append(answers, fmt.Sprintf("%d skipped (readers busy)", e.Skipped))
 		}
-		fmt.Fprintf(&b, "%-9s %9d %9.1f %9s %9s %9s  %s\n", e.Name, e.Requests, e.Rate,
+		fmt.Fprintf(b, "%-9s %9d %9.1f %9s %9s %9s  %s\n", e.Name, e.Requests, e.Rate,
 			round(e.P50), round(e.P99), round(e.Max), strings.Join(answers, " "))
 	}
-	fmt.Fprintf(&b, "ingest: %d batches (%d samples) acknowledged, %.1f samples/s, %d retries, %d refused, %d never acknowledged\n",
-		rep.BatchesAcked, rep.SamplesAcked, float64(rep.SamplesAcked)/rep.Elapsed.Seconds(), rep.Retries, rep.Rejected, rep.BatchesAbandoned)
-	for _, f := range rep.Faults {
-		end := "still on"
-		if !f.End.IsZero() {
-			end = f.End.Sub(f.Start).Round(time.Millisecond).String()
-		}
-		fmt.Fprintf(&b, "fault %q: from %s into the run, lasted %s (5xx expected: %t)\n", f.Name,
-			f.Start.Sub(rep.Started).Round(time.Millisecond), end, f.Expect5xx)
-	}
-	return b.String()
 }
 
 func round(d time.Duration) time.Duration {
