@@ -73,6 +73,12 @@ type Realtime struct {
 	warnMu     sync.Mutex
 	lastWarn   time.Time
 	suppressed int
+
+	// pending holds the devices whose invalidation was skipped or failed while the
+	// backend was failing; they are invalidated before the backend is read again.
+	pendingMu  sync.Mutex
+	pending    map[string]struct{}
+	hasPending atomic.Bool
 }
 
 func newRealtime(name string, b backend, o Options) *Realtime {
@@ -95,7 +101,7 @@ func (c *Realtime) TTL() time.Duration { return c.ttl }
 // callers that missed and caches its result. Errors of load (such as "no data") are
 // returned and not cached; errors of the cache itself are logged, never returned.
 func (c *Realtime) Get(ctx context.Context, device string, load func(context.Context) ([]byte, error)) ([]byte, error) {
-	if c.usable() {
+	if c.usable() && c.flushPending(ctx) {
 		val, err := c.b.get(ctx, device)
 		if err == nil && val != nil {
 			c.recovered()
@@ -126,7 +132,7 @@ func (c *Realtime) Get(ctx context.Context, device string, load func(context.Con
 // again if an ingest invalidated the device meanwhile, since what it read may predate
 // that ingest's rows.
 func (c *Realtime) fill(ctx context.Context, device string, load func(context.Context) ([]byte, error)) ([]byte, error) {
-	cached := c.usable()
+	cached := c.usable() && c.flushPending(ctx)
 	var gen string
 	if cached {
 		val, g, err := c.b.peek(ctx, device)
@@ -170,16 +176,53 @@ func (c *Realtime) fill(ctx context.Context, device string, load func(context.Co
 // one query per device thanks to the collapsed misses, loads the truth. The
 // generation bump makes a load that began before the commit unable to store its
 // older answer afterwards.
+//
+// While the backend is failing, the invalidation is not attempted (an ingest must not
+// wait out a timeout per batch) but remembered, like one that failed: the backend is
+// not read again before every remembered device is invalidated, so this instance never
+// serves an answer an ingest superseded.
 func (c *Realtime) Invalidate(ctx context.Context, device string) {
-	if err := c.b.invalidate(ctx, device); err != nil {
-		// The old answer may still sit in Redis: skip Redis for a whole TTL, by which
-		// time that answer has expired, so this instance never serves it again.
-		c.fail("invalidate", err, max(bypassFor, c.ttl))
-	} else {
-		c.recovered()
-	}
 	// A load in flight may predate the commit: later readers must not join it.
-	c.flights.Forget(device)
+	defer c.flights.Forget(device)
+	if !c.usable() || !c.flushPending(ctx) {
+		c.remember(device)
+		return
+	}
+	if err := c.b.invalidate(ctx, device); err != nil {
+		c.remember(device)
+		c.fail("invalidate", err, bypassFor)
+		return
+	}
+	c.recovered()
+}
+
+func (c *Realtime) remember(device string) {
+	c.pendingMu.Lock()
+	defer c.pendingMu.Unlock()
+	if c.pending == nil {
+		c.pending = make(map[string]struct{})
+	}
+	c.pending[device] = struct{}{}
+	c.hasPending.Store(true)
+}
+
+// flushPending invalidates the remembered devices and reports whether the backend may
+// be used; on a failure it is skipped again and the rest stay remembered.
+func (c *Realtime) flushPending(ctx context.Context) bool {
+	if !c.hasPending.Load() {
+		return true
+	}
+	c.pendingMu.Lock()
+	defer c.pendingMu.Unlock()
+	for device := range c.pending {
+		if err := c.b.invalidate(ctx, device); err != nil {
+			c.fail("invalidate", err, bypassFor)
+			return false
+		}
+		delete(c.pending, device)
+	}
+	c.hasPending.Store(false)
+	return true
 }
 
 // Ping checks that the cache's store answers, for GET /ready.

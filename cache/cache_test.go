@@ -163,3 +163,84 @@ func TestRedisURLs(t *testing.T) {
 	_, err = NewRedis("redis://user:s3cret@a:1/x", Options{TTL: time.Second})
 	is.True(err != nil && !strings.Contains(err.Error(), "s3cret")) // no password in errors
 }
+
+// flakyBackend is the in-process backend with a switch that makes it fail, counting
+// the calls it fails.
+type flakyBackend struct {
+	backend
+	down  atomic.Bool
+	calls atomic.Int64 // calls made while down
+}
+
+var errDown = errors.New("backend down")
+
+func (f *flakyBackend) check() error {
+	if f.down.Load() {
+		f.calls.Add(1)
+		return errDown
+	}
+	return nil
+}
+
+func (f *flakyBackend) get(ctx context.Context, d string) ([]byte, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return f.backend.get(ctx, d)
+}
+
+func (f *flakyBackend) peek(ctx context.Context, d string) ([]byte, string, error) {
+	if err := f.check(); err != nil {
+		return nil, "", err
+	}
+	return f.backend.peek(ctx, d)
+}
+
+func (f *flakyBackend) storeIf(ctx context.Context, d, gen string, v []byte, ttl time.Duration) (bool, string, error) {
+	if err := f.check(); err != nil {
+		return false, "", err
+	}
+	return f.backend.storeIf(ctx, d, gen, v, ttl)
+}
+
+func (f *flakyBackend) invalidate(ctx context.Context, d string) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	return f.backend.invalidate(ctx, d)
+}
+
+// While the backend fails, an ingest's invalidation must not wait on it, and when it
+// answers again the answer that ingest superseded must not be served from it.
+func TestInvalidateWhileBackendFailsIsReplayedNotWaitedOn(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	mem := NewMemory(Options{TTL: time.Hour, Now: clock})
+	flaky := &flakyBackend{backend: mem.b}
+	c := newRealtime("flaky", flaky, Options{TTL: time.Hour, Now: clock})
+	device := uniqueDevice()
+	answer := []byte(`"old"`)
+	load := func(context.Context) ([]byte, error) { return answer, nil }
+
+	v, err := c.Get(ctx, device, load)
+	is.NoErr(err)
+	is.Equal(string(v), `"old"`) // cached for an hour
+
+	flaky.down.Store(true)
+	answer = []byte(`"new"`) // an ingest stores a newer sample...
+	v, err = c.Get(ctx, device, load)
+	is.NoErr(err)
+	is.Equal(string(v), `"new"`) // (a read finds the backend failing and goes to the database)
+	failedCalls := flaky.calls.Load()
+	c.Invalidate(ctx, device) // ...and invalidates while the backend is skipped
+	is.Equal(flaky.calls.Load(), failedCalls) // not attempted: no timeout paid
+
+	flaky.down.Store(false)
+	now.Add(int64(2 * bypassFor)) // the backend may be tried again
+	v, err = c.Get(ctx, device, load)
+	is.NoErr(err)
+	is.Equal(string(v), `"new"`) // the superseded answer was dropped first, not served
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"time"
@@ -184,3 +185,17 @@ func (r *redisBackend) ping(ctx context.Context) error {
 }
 
 func (r *redisBackend) close() error { return r.client.Close() }
+
+// RouteRedisLogs sends go-redis's own log lines (plain text on stderr by default, one
+// per failed dial) to logger at debug level: the cache already warns about an outage at
+// a bounded rate, in JSON. go-redis keeps its logger per process, hence a function
+// that serve calls once.
+func RouteRedisLogs(logger *slog.Logger) {
+	redis.SetLogger(redisLogger{logger})
+}
+
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}

@@ -172,6 +172,7 @@ func realtimeCache(cfg config.Config, logger *slog.Logger) (*cache.Realtime, err
 		logger.Info("realtime cache: off (CACHE_TTL_S=0), every read queries the database")
 		return nil, nil
 	case cfg.RedisURL != "":
+		cache.RouteRedisLogs(logger)
 		rc, err := cache.NewRedis(cfg.RedisURL, opts)
 		if err != nil {
 			return nil, err
