@@ -235,7 +235,7 @@ func TestInvalidateWhileBackendFailsIsReplayedNotWaitedOn(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(string(v), `"new"`) // (a read finds the backend failing and goes to the database)
 	failedCalls := flaky.calls.Load()
-	c.Invalidate(ctx, device) // ...and invalidates while the backend is skipped
+	c.Invalidate(ctx, device)                 // ...and invalidates while the backend is skipped
 	is.Equal(flaky.calls.Load(), failedCalls) // not attempted: no timeout paid
 
 	flaky.down.Store(false)
