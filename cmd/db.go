@@ -8,13 +8,18 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sungrow/sungrow/config"
 	"github.com/sungrow/sungrow/db"
 )
 
-// openPool connects to PostgreSQL and checks that it answers. settings are session
-// settings (name, value) set on every connection, e.g. sungrow.tz for migrations.
-func openPool(ctx context.Context, url string, settings ...db.SetConfigParams) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+// openPool connects to the configuration's database and checks that it answers.
+// settings are session settings (name, value) set on every connection, e.g. sungrow.tz
+// for migrations.
+func openPool(ctx context.Context, c config.Config, settings ...db.SetConfigParams) (*pgxpool.Pool, error) {
+	if err := c.RequireDatabase(); err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(c.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}

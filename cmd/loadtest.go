@@ -89,7 +89,7 @@ server with the DEVICE_TOKENS that --print-device-tokens prints.`,
 			if cfg.DatabaseURL == "" {
 				fmt.Fprintln(e.stdout, "database: not checked (no --database-url or DATABASE_URL)")
 			} else {
-				pool, err := openPool(ctx, cfg.DatabaseURL)
+				pool, err := openPool(ctx, cfg)
 				if err != nil {
 					return err
 				}

@@ -49,11 +49,8 @@ func withMigrator(ctx context.Context, e *env, fn func(*goose.Provider) error) e
 	if err != nil {
 		return err
 	}
-	if err := cfg.RequireDatabase(); err != nil {
-		return err
-	}
 	// Migration 2 builds the daily and monthly aggregates in the zone of sungrow.tz.
-	pool, err := openPool(ctx, cfg.DatabaseURL, db.SetConfigParams{Name: "sungrow.tz", Value: cfg.TZ.String()})
+	pool, err := openPool(ctx, cfg, db.SetConfigParams{Name: "sungrow.tz", Value: cfg.TZ.String()})
 	if err != nil {
 		return err
 	}

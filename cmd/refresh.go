@@ -51,10 +51,7 @@ func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.A
 	if err != nil {
 		return err
 	}
-	if err := cfg.RequireDatabase(); err != nil {
-		return err
-	}
-	pool, err := openPool(ctx, cfg.DatabaseURL)
+	pool, err := openPool(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -51,10 +51,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := cfg.RequireDatabase(); err != nil {
-		return err
-	}
-	pool, err := openPool(ctx, cfg.DatabaseURL)
+	pool, err := openPool(ctx, cfg)
 	if err != nil {
 		return err
 	}

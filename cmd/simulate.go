@@ -105,7 +105,7 @@ the same command again adds nothing twice.`,
 				if err := cfg.RequireDatabase(); err != nil {
 					return fmt.Errorf("%w, or post through the API with --via URL --token T", err)
 				}
-				pool, err := openPool(ctx, cfg.DatabaseURL)
+				pool, err := openPool(ctx, cfg)
 				if err != nil {
 					return err
 				}
