@@ -124,6 +124,9 @@ func universalOptions(rawURL string) (*redis.UniversalOptions, error) {
 	if opts.MaxRetries == 0 {
 		opts.MaxRetries = -1 // no retries: the database is the fallback, not a second try
 	}
+	// go-redis dials up to 5 times, 100 ms apart, before it gives up: with Redis down
+	// that held requests for half a second. One attempt, then the database answers.
+	opts.DialerRetries = 1
 	return opts, nil
 }
 
