@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,6 +83,9 @@ func fieldLess(a, b string) bool {
 	return a < b
 }
 
+// statusClientClosed answers a request whose client went away before the answer.
+const statusClientClosed = 499
+
 // respondError is the one place that turns an error into an HTTP status.
 func respondError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	status, detail := http.StatusInternalServerError, "internal error"
@@ -92,8 +96,15 @@ func respondError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, e
 		status, detail, fields = apiErr.status, apiErr.detail, apiErr.fields
 	case errors.Is(err, telemetry.ErrNotFound):
 		status, detail = http.StatusNotFound, "no samples stored for this device yet"
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client hung up; nobody reads this answer. 499 is nginx's word for it and
+		// keeps the access log and the metrics from counting it as a server error.
+		status, detail = statusClientClosed, "the client closed the request"
 	case databaseUnavailable(err):
-		status, detail = http.StatusServiceUnavailable, "the database is unavailable; nothing was stored, retry later"
+		status, detail = http.StatusServiceUnavailable, "the database is unavailable; retry later"
+		if r.Method == http.MethodPost {
+			detail = "the database is unavailable; nothing was stored, retry later"
+		}
 		w.Header().Set("Retry-After", "5")
 	}
 	if status >= 500 {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/metrics"
+	"github.com/sungrow/sungrow/series"
 )
 
 func get(t *testing.T, url string, header map[string]string) (*http.Response, string) {
@@ -203,4 +206,33 @@ func TestAccessLogHasOneLinePerRequestAndNoToken(t *testing.T) {
 	}
 	is.True(!strings.Contains(logs.String(), token))
 	is.True(!strings.Contains(logs.String(), "wrong-secret-token"))
+}
+
+// hangUpReader is a series reader whose client has gone away mid-query.
+type hangUpReader struct{ cancel context.CancelFunc }
+
+func (h hangUpReader) ParseDate(string, time.Time) (time.Time, error) { return time.Time{}, nil }
+func (h hangUpReader) Series(ctx context.Context, _, _ string, _ time.Time) ([]series.Bucket, error) {
+	h.cancel()
+	<-ctx.Done()
+	return nil, fmt.Errorf("read day series: %w", ctx.Err())
+}
+
+func TestClientHangingUpIsNotAServerError(t *testing.T) {
+	is := is.New(t)
+	var logs syncBuffer
+	m := metrics.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	handler := httpapi.NewServer(httpapi.Deps{
+		Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
+		Tokens:  map[string]string{token: device},
+		Series:  hangUpReader{cancel: cancel},
+		Metrics: m,
+	})
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/v1/series?device_id="+device+"&frame=day", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, req)
+	is.Equal(rec.Code, 499)
+	is.True(!strings.Contains(logs.String(), `"level":"ERROR"`)) // no error logged for it
 }
