@@ -122,6 +122,9 @@ func newPostgres(t testing.TB) *DB {
 	}
 	defer admin.Close(ctx)
 	name := UniqueName("sungrow_test")
+	// The harness's DDL is the one SQL outside .sql files: a database or schema name is
+	// an identifier, which no bind parameter (and so no sqlc query) can carry. The
+	// names come from UniqueName, never from input.
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create database: %v", err)
 	}
