@@ -107,7 +107,8 @@ func (c *Realtime) Get(ctx context.Context, device string, load func(context.Con
 			c.recovered()
 			return val, nil
 		}
-		if err != nil {
+		// A caller who gave up says nothing about the backend.
+		if err != nil && ctx.Err() == nil {
 			c.fail("read", err, bypassFor)
 		}
 	}
@@ -182,6 +183,8 @@ func (c *Realtime) fill(ctx context.Context, device string, load func(context.Co
 // not read again before every remembered device is invalidated, so this instance never
 // serves an answer an ingest superseded.
 func (c *Realtime) Invalidate(ctx context.Context, device string) {
+	// The rows are committed whether or not the caller is still there.
+	ctx = context.WithoutCancel(ctx)
 	// A load in flight may predate the commit: later readers must not join it.
 	defer c.flights.Forget(device)
 	if !c.usable() || !c.flushPending(ctx) {
@@ -216,7 +219,9 @@ func (c *Realtime) flushPending(ctx context.Context) bool {
 	defer c.pendingMu.Unlock()
 	for device := range c.pending {
 		if err := c.b.invalidate(ctx, device); err != nil {
-			c.fail("invalidate", err, bypassFor)
+			if ctx.Err() == nil { // a caller who gave up says nothing about the backend
+				c.fail("invalidate", err, bypassFor)
+			}
 			return false
 		}
 		delete(c.pending, device)

@@ -244,3 +244,29 @@ func TestInvalidateWhileBackendFailsIsReplayedNotWaitedOn(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(string(v), `"new"`) // the superseded answer was dropped first, not served
 }
+
+// A caller who hangs up neither stops an invalidation nor makes the cache skip a
+// backend that is fine.
+func TestCancelledCallersDoNotSkipTheBackend(t *testing.T) {
+	for name, c := range caches(t, time.Hour) {
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			device := uniqueDevice()
+			answer := []byte(`"old"`)
+			load := func(context.Context) ([]byte, error) { return answer, nil }
+			_, err := c.Get(context.Background(), device, load)
+			is.NoErr(err)
+
+			gone, cancel := context.WithCancel(context.Background())
+			cancel()
+			answer = []byte(`"new"`)
+			c.Invalidate(gone, device) // the ingest's client hung up after the commit
+			_, _ = c.Get(gone, device, load)
+			is.True(c.usable()) // not mistaken for a backend failure
+
+			v, err := c.Get(context.Background(), device, load)
+			is.NoErr(err)
+			is.Equal(string(v), `"new"`) // the invalidation happened all the same
+		})
+	}
+}

@@ -23,15 +23,19 @@ func handleIngest(logger *slog.Logger, m *metrics.Metrics, store SampleStore, ca
 			return
 		}
 		inserted, err := store.Insert(r.Context(), device, samples)
+		// Invalidate after every batch that reached the database, whatever it says: a
+		// batch that failed after its commit (the connection dropped, the client hung
+		// up) or that lost a race for the same new rows to a batch not yet done
+		// invalidating must not leave a superseded answer cached.
+		if len(samples) > 0 && cache != nil {
+			cache.Invalidate(r.Context(), device)
+		}
 		if err != nil {
 			respondError(w, r, logger, err)
 			return
 		}
 		m.ReceivedSamples.Add(float64(len(samples)))
 		m.IngestedRows.Add(float64(inserted))
-		if inserted > 0 && cache != nil {
-			cache.Invalidate(r.Context(), device)
-		}
 		encode(w, http.StatusOK, response{Inserted: inserted})
 	})
 }

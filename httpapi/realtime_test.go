@@ -384,7 +384,9 @@ func TestRealtimeFreshIngestIsVisibleAtOnce(t *testing.T) {
 				e.wantSample(t, e.latest(t), 11)
 				e.ingest(t, 11) // a re-sent sample inserts nothing and changes nothing
 				e.wantSample(t, e.latest(t), 11)
-				is.Equal(e.queries.latest.Load(), int64(3)) // one load per inserting ingest
+				// One load after each ingest, the re-sent one too: a batch that inserts
+				// nothing may have lost a race for its rows to one still invalidating.
+				is.Equal(e.queries.latest.Load(), int64(4))
 			})
 		}
 	})
