@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,14 +53,35 @@ func errStatus(status int, format string, args ...any) error {
 	return &apiError{status: status, detail: fmt.Sprintf(format, args...)}
 }
 
-// fieldErrors is a 422 that names every field at fault; its detail lists the first few
-// in a stable order.
+// maxFieldErrors bounds the errors map of a 422: a batch of a thousand broken samples
+// needs its first problems named, not a response ten times its size.
+const maxFieldErrors = 100
+
+// fieldErrors is a 422 that names the fields at fault (at most maxFieldErrors of them);
+// its detail lists the first few in order of sample index.
 func fieldErrors(fields map[string]string) error {
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
+	type key struct {
+		name  string
+		index int // the sample index of "samples[i]...", -1 for other fields
 	}
-	sort.Slice(keys, func(i, j int) bool { return fieldLess(keys[i], keys[j]) })
+	keys := make([]key, 0, len(fields))
+	for k := range fields {
+		i := -1
+		if rest, ok := strings.CutPrefix(k, "samples["); ok {
+			if end := strings.IndexByte(rest, ']'); end > 0 {
+				if n, err := strconv.Atoi(rest[:end]); err == nil {
+					i = n
+				}
+			}
+		}
+		keys = append(keys, key{k, i})
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		if keys[a].index != keys[b].index {
+			return keys[a].index < keys[b].index
+		}
+		return keys[a].name < keys[b].name
+	})
 	const shown = 5
 	parts := make([]string, 0, shown+1)
 	for i, k := range keys {
@@ -67,20 +89,16 @@ func fieldErrors(fields map[string]string) error {
 			parts = append(parts, fmt.Sprintf("and %d more", len(keys)-shown))
 			break
 		}
-		parts = append(parts, k+": "+fields[k])
+		parts = append(parts, k.name+": "+fields[k.name])
+	}
+	if len(keys) > maxFieldErrors {
+		kept := make(map[string]string, maxFieldErrors)
+		for _, k := range keys[:maxFieldErrors] {
+			kept[k.name] = fields[k.name]
+		}
+		fields = kept
 	}
 	return &apiError{status: http.StatusUnprocessableEntity, detail: strings.Join(parts, "; "), fields: fields}
-}
-
-// fieldLess orders "samples[2].ts" before "samples[10].ts".
-func fieldLess(a, b string) bool {
-	var ia, ib int
-	_, errA := fmt.Sscanf(a, "samples[%d]", &ia)
-	_, errB := fmt.Sscanf(b, "samples[%d]", &ib)
-	if errA == nil && errB == nil && ia != ib {
-		return ia < ib
-	}
-	return a < b
 }
 
 // statusClientClosed answers a request whose client went away before the answer.
@@ -124,6 +142,9 @@ func databaseUnavailable(err error) bool {
 	if errors.As(err, &pgErr) {
 		// Server-side errors that mean "not now": shutting down, too many connections,
 		// read-only standby, or a statement cancelled by its timeout.
+		if len(pgErr.Code) < 2 { // a proxy's error without a proper SQLSTATE
+			return false
+		}
 		switch pgErr.Code[:2] {
 		case "08", "53", "57":
 			return true

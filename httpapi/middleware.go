@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -36,8 +38,11 @@ func observe(logger *slog.Logger, m *metrics.Metrics, next http.Handler) http.Ha
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 
 		m.InFlight.Inc()
-		next.ServeHTTP(rec, r)
-		m.InFlight.Dec()
+		func() {
+			defer m.InFlight.Dec()
+			defer recoverPanic(logger, rec, r)
+			next.ServeHTTP(rec, r)
+		}()
 
 		elapsed := time.Since(start)
 		route := r.Pattern // set by the ServeMux on this very request
@@ -58,6 +63,69 @@ func observe(logger *slog.Logger, m *metrics.Metrics, next http.Handler) http.Ha
 		)
 	})
 }
+
+// recoverPanic turns a handler's panic into a logged 500, so one bad request costs
+// neither the connection's other requests nor the access-log line. http.ErrAbortHandler
+// is net/http's way to drop a connection on purpose and is passed on.
+func recoverPanic(logger *slog.Logger, rec *statusRecorder, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	logger.ErrorContext(r.Context(), "handler panicked", "request_id", requestID(r.Context()),
+		"method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	if !rec.wroteHeader {
+		rec.Header().Set("Content-Type", "application/problem+json")
+		encodeStatus(rec, http.StatusInternalServerError, problem{Type: "about:blank",
+			Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError,
+			Detail: "internal error"})
+	}
+}
+
+// problemsForUnrouted answers the requests no route takes (404, or 405 for a known
+// path with another method) with a problem document, like every other error; the
+// ServeMux itself would answer in plain text.
+func problemsForUnrouted(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&unroutedWriter{ResponseWriter: w, r: r}, r)
+	})
+}
+
+// unroutedWriter rewrites the ServeMux's own 404 and 405 answers: those are the only
+// ones written while the request has no matched pattern.
+type unroutedWriter struct {
+	http.ResponseWriter
+	r         *http.Request
+	rewritten bool
+}
+
+func (u *unroutedWriter) WriteHeader(status int) {
+	if u.r.Pattern == "" && (status == http.StatusNotFound || status == http.StatusMethodNotAllowed) {
+		u.rewritten = true
+		detail := "no such endpoint: see /openapi.json"
+		if status == http.StatusMethodNotAllowed {
+			detail = u.r.Method + " is not allowed here; allowed: " + u.Header().Get("Allow")
+		}
+		h := u.Header()
+		h.Set("Content-Type", "application/problem+json")
+		encodeStatus(u.ResponseWriter, status, problem{Type: "about:blank", Title: http.StatusText(status),
+			Status: status, Detail: detail})
+		return
+	}
+	u.ResponseWriter.WriteHeader(status)
+}
+
+func (u *unroutedWriter) Write(b []byte) (int, error) {
+	if u.rewritten {
+		return len(b), nil // the ServeMux's plain-text body; the problem is written
+	}
+	return u.ResponseWriter.Write(b)
+}
+
+func (u *unroutedWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
 
 // saneRequestID accepts short ids of letters, digits and -_.: anything else could
 // inject into logs or headers and is replaced.

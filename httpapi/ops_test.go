@@ -73,7 +73,8 @@ func TestReady(t *testing.T) {
 			is.NoErr(json.Unmarshal([]byte(body), &doc))
 			for _, name := range tt.names {
 				is.True(strings.Contains(doc.Detail, name)) // the detail names it
-				is.True(doc.Checks[name] != "ok")
+				is.Equal(doc.Checks[name], "failed")
+				is.True(!strings.Contains(body, "127.0.0.1")) // no internals for an unauthenticated caller
 			}
 			if tt.status == 200 {
 				is.True(strings.Contains(body, `"status":"ready"`))
@@ -235,4 +236,54 @@ func TestClientHangingUpIsNotAServerError(t *testing.T) {
 	handler.ServeHTTP(rec, req)
 	is.Equal(rec.Code, 499)
 	is.True(!strings.Contains(logs.String(), `"level":"ERROR"`)) // no error logged for it
+}
+
+// panicReader is a series reader with a bug.
+type panicReader struct{}
+
+func (panicReader) ParseDate(string, time.Time) (time.Time, error) { return time.Time{}, nil }
+func (panicReader) Series(context.Context, string, string, time.Time) ([]series.Bucket, error) {
+	var m map[string]int
+	m["boom"]++ // a nil map write: a panic
+	return nil, nil
+}
+
+func TestAHandlerPanicIsALogged500(t *testing.T) {
+	is := is.New(t)
+	var logs syncBuffer
+	m := metrics.New()
+	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Tokens: map[string]string{token: device},
+		Series: panicReader{}, Metrics: m,
+	}))
+	defer srv.Close()
+	res, body := get(t, srv.URL+"/v1/series?device_id="+device+"&frame=day", map[string]string{"Authorization": "Bearer " + token})
+	is.Equal(res.StatusCode, 500)
+	is.True(strings.Contains(body, `"detail":"internal error"`))
+	is.True(strings.Contains(logs.String(), "handler panicked"))
+	is.True(strings.Contains(logs.String(), `"status":500`)) // the access log still has its line
+	_, scrape := get(t, srv.URL+"/metrics", nil)
+	is.True(strings.Contains(scrape, "sungrow_http_requests_in_flight 1")) // only the scrape itself
+}
+
+func TestUnroutedRequestsGetProblemDocuments(t *testing.T) {
+	srv := newServer(t, nil)
+	for _, tt := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/v1/nope", 404},
+		{"GET", "/favicon.ico", 404},
+		{"POST", "/v1/realtime", 405},
+		{"DELETE", "/v1/ingest", 405},
+	} {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			is := is.New(t)
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, nil)
+			res := do(t, req)
+			is.Equal(res.status, tt.status)
+			is.Equal(res.header.Get("Content-Type"), "application/problem+json")
+			is.True(res.body["detail"] != "")
+		})
+	}
 }

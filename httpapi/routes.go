@@ -11,7 +11,7 @@ func addRoutes(mux *http.ServeMux, deps Deps) {
 	auth := requireDevice(deps.Tokens)
 
 	mux.Handle("GET /health", handleHealth())
-	mux.Handle("GET /ready", handleReady(deps.Ready))
+	mux.Handle("GET /ready", handleReady(deps.Logger, deps.Ready))
 	mux.Handle("GET /metrics", deps.Metrics.Handler())
 	mux.Handle("GET /openapi.json", handleOpenAPI())
 	mux.Handle("GET /v1/me", auth(handleMe()))

@@ -67,7 +67,10 @@ func NewServer(deps Deps) http.Handler {
 	if deps.Metrics == nil {
 		deps.Metrics = metrics.New()
 	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
 	mux := http.NewServeMux()
 	addRoutes(mux, deps)
-	return observe(deps.Logger, deps.Metrics, cors(deps.CORSOrigins, mux))
+	return observe(deps.Logger, deps.Metrics, cors(deps.CORSOrigins, problemsForUnrouted(mux)))
 }
