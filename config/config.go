@@ -79,6 +79,11 @@ func ParseDeviceTokens(s string) (map[string]string, error) {
 		if !ok || token == "" || device == "" {
 			return nil, fmt.Errorf("DEVICE_TOKENS: entry %d is not token:device_id", i+1)
 		}
+		// Braces would make Redis Cluster hash a device's cache keys to different
+		// slots (hash tags); no inverter id needs them.
+		if strings.ContainsAny(device, "{}") {
+			return nil, fmt.Errorf("DEVICE_TOKENS: entry %d: a device_id may not contain { or }", i+1)
+		}
 		if _, dup := tokens[token]; dup {
 			return nil, fmt.Errorf("DEVICE_TOKENS: entry %d repeats an earlier token", i+1)
 		}

@@ -67,6 +67,7 @@ func TestParseDeviceTokens(t *testing.T) {
 		{"t0psecret", nil, "entry 1 is not token:device_id"},
 		{"tokA:dev-1,tokA:dev-2", nil, "entry 2 repeats"},
 		{"tokA:", nil, "entry 1"},
+		{"tokA:dev-1,tokB:dev{2}", nil, "entry 2: a device_id may not contain { or }"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

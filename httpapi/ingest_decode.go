@@ -20,6 +20,11 @@ import (
 // the inverter's clock is wrong and the sample would pollute tomorrow's series.
 const maxFuture = 24 * time.Hour
 
+// minTS is the earliest plausible reading: an inverter stamping an earlier time has a
+// reset clock (1970, 2000-01-01), and such a sample would stretch every "all" series
+// back decades and send the aggregate refresh over all of them.
+var minTS = time.Date(2000, 1, 2, 0, 0, 0, 0, time.UTC)
+
 // decodeIngest reads, bounds and validates an ingest body. Its errors carry their
 // status: 413, 415, 403 or 422.
 //
@@ -338,6 +343,9 @@ func (d *ingestDecoder) decodeSample(i int) (telemetry.Sample, error) {
 	}
 	if has&hasDeviceID != 0 && strings.TrimSpace(s.DeviceID) == "" {
 		fail("device_id", "must not be empty")
+	}
+	if has&hasTS != 0 && s.TS.Before(minTS) {
+		fail("ts", "before 2000-01-02: check the inverter's clock")
 	}
 	if has&hasTS != 0 && s.TS.After(d.now.Add(maxFuture)) {
 		fail("ts", "more than 24 h in the future: check the inverter's clock")

@@ -238,6 +238,7 @@ func TestIngestRejectsBadInputAndWritesNothing(t *testing.T) {
 		{"empty device_id", with("device_id", ""), 422, "samples[1].device_id"},
 		{"ts without offset", with("ts", "2026-02-15T08:00:00"), 422, "samples[1].ts"},
 		{"ts not a time", with("ts", "yesterday"), 422, "samples[1].ts"},
+		{"ts from a reset clock", with("ts", "1970-01-01T00:00:05Z"), 422, "samples[1].ts"},
 		{"ts over 24 h ahead", with("ts", fixedNow.Add(25*time.Hour).Format(time.RFC3339)), 422, "samples[1].ts"},
 		{"another device", with("device_id", "inverter-02"), 403, "samples[1].device_id"},
 		{"too many samples", batch(0, 1001), 413, "1000 samples"},
