@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sungrow/sungrow/config"
+	"github.com/sungrow/sungrow/db"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/series"
 )
@@ -81,6 +82,27 @@ func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.A
 		return slices.Index(series.Aggregates, a) - slices.Index(series.Aggregates, b)
 	})
 	aggs = slices.Compact(aggs)
+
+	// Take the late-data refreshers' lock, on the connection the refreshes run on, so
+	// a refresh never overlaps one of serve's (TimescaleDB refuses overlapping ones).
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("refresh: %w", err)
+	}
+	defer conn.Release()
+	q := db.New(conn)
+	locked, err := q.TryRefreshLock(ctx, series.RefreshLockKey)
+	if err != nil {
+		return fmt.Errorf("refresh lock: %w", err)
+	}
+	if !locked {
+		fmt.Fprintln(e.stdout, "waiting for a sungrow serve instance to finish its refresh")
+		if err := q.RefreshLock(ctx, series.RefreshLockKey); err != nil {
+			return fmt.Errorf("refresh lock: %w", err)
+		}
+	}
+	defer func() { _ = q.RefreshUnlock(context.WithoutCancel(ctx), series.RefreshLockKey) }()
+
 	for _, agg := range aggs {
 		// Whole buckets only, and never the current one: a materialized bucket stops
 		// taking in samples through real-time aggregation until the next refresh.
@@ -90,7 +112,7 @@ func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.A
 			continue
 		}
 		began := time.Now()
-		if err := series.Refresh(ctx, pool, agg, start, end); err != nil {
+		if err := series.Refresh(ctx, conn, agg, start, end); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "refreshed %s from %s to %s in %s\n", agg, start.Format(time.RFC3339),
@@ -140,7 +162,7 @@ func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, log
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("zone %q the aggregates were built in: %w", info.AggregateZone, err)
 	}
-	r := series.NewRefresher(pool, loc, cfg.LateRefreshDelay, logger)
+	r := series.NewRefresher(pool, loc, cfg.LateRefreshDelay, logger, nil)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -6,6 +6,8 @@ package db
 
 import (
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type SungrowAggregateZone struct {
@@ -23,11 +25,11 @@ type SungrowDaily struct {
 	AvgLoadPowerW    float64
 	AvgExportPowerW  float64
 	SampleCount      int64
-	SumPvPowerW      float64
-	SumBatteryPowerW float64
-	SumBatterySocPct float64
-	SumLoadPowerW    float64
-	SumExportPowerW  float64
+	SumPvPowerW      pgtype.Numeric
+	SumBatteryPowerW pgtype.Numeric
+	SumBatterySocPct pgtype.Numeric
+	SumLoadPowerW    pgtype.Numeric
+	SumExportPowerW  pgtype.Numeric
 }
 
 type SungrowHourly struct {
@@ -40,11 +42,11 @@ type SungrowHourly struct {
 	AvgLoadPowerW    float64
 	AvgExportPowerW  float64
 	SampleCount      int64
-	SumPvPowerW      float64
-	SumBatteryPowerW float64
-	SumBatterySocPct float64
-	SumLoadPowerW    float64
-	SumExportPowerW  float64
+	SumPvPowerW      pgtype.Numeric
+	SumBatteryPowerW pgtype.Numeric
+	SumBatterySocPct pgtype.Numeric
+	SumLoadPowerW    pgtype.Numeric
+	SumExportPowerW  pgtype.Numeric
 }
 
 type SungrowMonthly struct {
@@ -57,11 +59,11 @@ type SungrowMonthly struct {
 	AvgLoadPowerW    float64
 	AvgExportPowerW  float64
 	SampleCount      int64
-	SumPvPowerW      float64
-	SumBatteryPowerW float64
-	SumBatterySocPct float64
-	SumLoadPowerW    float64
-	SumExportPowerW  float64
+	SumPvPowerW      pgtype.Numeric
+	SumBatteryPowerW pgtype.Numeric
+	SumBatterySocPct pgtype.Numeric
+	SumLoadPowerW    pgtype.Numeric
+	SumExportPowerW  pgtype.Numeric
 }
 
 type SungrowSample struct {

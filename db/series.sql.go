@@ -10,18 +10,6 @@ import (
 	"time"
 )
 
-const aggregateWatermark = `-- name: AggregateWatermark :one
-SELECT sungrow_aggregate_watermark($1::text)::timestamptz AS watermark
-`
-
-// Where the aggregate's materialized rows end; above it, it reads its source live.
-func (q *Queries) AggregateWatermark(ctx context.Context, viewName string) (time.Time, error) {
-	row := q.db.QueryRow(ctx, aggregateWatermark, viewName)
-	var watermark time.Time
-	err := row.Scan(&watermark)
-	return watermark, err
-}
-
 const aggregateZone = `-- name: AggregateZone :one
 SELECT zone FROM sungrow_aggregate_zone
 `
@@ -63,6 +51,16 @@ type RefreshAggregateParams struct {
 // "any" by TimescaleDB, so they need their casts, which leaves them unnamed.)
 func (q *Queries) RefreshAggregate(ctx context.Context, arg RefreshAggregateParams) error {
 	_, err := q.db.Exec(ctx, refreshAggregate, arg.ContinuousAggregate, arg.Column2, arg.Column3)
+	return err
+}
+
+const refreshLock = `-- name: RefreshLock :exec
+SELECT pg_advisory_lock($1::bigint)
+`
+
+// The same lock, waited for: `sungrow refresh` queues behind a running refresher.
+func (q *Queries) RefreshLock(ctx context.Context, key int64) error {
+	_, err := q.db.Exec(ctx, refreshLock, key)
 	return err
 }
 
@@ -242,12 +240,12 @@ func (q *Queries) SeriesMonthly(ctx context.Context, arg SeriesMonthlyParams) ([
 
 const seriesRaw = `-- name: SeriesRaw :many
 SELECT date_trunc($1::text, ts, $2::text)::timestamptz AS bucket,
-       (sum(pv_power_w * sample_count) / sum(sample_count))::float8 AS avg_pv_power_w,
+       (sum((pv_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_pv_power_w,
        max(pv_power_w)::float8 AS max_pv_power_w,
-       (sum(battery_power_w * sample_count) / sum(sample_count))::float8 AS avg_battery_power_w,
-       (sum(battery_soc_pct * sample_count) / sum(sample_count))::float8 AS avg_battery_soc_pct,
-       (sum(load_power_w * sample_count) / sum(sample_count))::float8 AS avg_load_power_w,
-       (sum(export_power_w * sample_count) / sum(sample_count))::float8 AS avg_export_power_w,
+       (sum((battery_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_battery_power_w,
+       (sum((battery_soc_pct * sample_count)::numeric) / sum(sample_count))::float8 AS avg_battery_soc_pct,
+       (sum((load_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_load_power_w,
+       (sum((export_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_export_power_w,
        sum(sample_count)::bigint AS sample_count
 FROM sungrow_samples
 WHERE device_id = $3 AND ts >= $4::timestamptz AND ts < $5::timestamptz
@@ -274,7 +272,8 @@ type SeriesRawRow struct {
 	SampleCount      int64
 }
 
-// The raw path (plain PostgreSQL, or no aggregates): the same numbers from the samples.
+// The raw path (plain PostgreSQL, or no aggregates): the same numbers from the samples,
+// summed as numeric exactly as the aggregates sum them, so both paths agree to the bit.
 // Hours are UTC hours, as in the hourly aggregate; days and months begin in @zone.
 func (q *Queries) SeriesRaw(ctx context.Context, arg SeriesRawParams) ([]SeriesRawRow, error) {
 	rows, err := q.db.Query(ctx, seriesRaw,

@@ -376,7 +376,7 @@ func TestSeriesLateDataRefreshedInBackground(t *testing.T) {
 	is.Equal(post(t, plain.URL, token, lateSample(twoDaysAgo, 7)).body["inserted"], 1.0)
 	is.Equal(february(plain.URL), base) // stale until refreshed
 
-	r := series.NewRefresher(d.Pool, time.UTC, 50*time.Millisecond, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	r := series.NewRefresher(d.Pool, time.UTC, 50*time.Millisecond, slog.New(slog.NewJSONHandler(io.Discard, nil)), nil)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(runCtx) }()

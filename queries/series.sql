@@ -39,15 +39,16 @@ GROUP BY 1
 ORDER BY 1;
 
 -- name: SeriesRaw :many
--- The raw path (plain PostgreSQL, or no aggregates): the same numbers from the samples.
+-- The raw path (plain PostgreSQL, or no aggregates): the same numbers from the samples,
+-- summed as numeric exactly as the aggregates sum them, so both paths agree to the bit.
 -- Hours are UTC hours, as in the hourly aggregate; days and months begin in @zone.
 SELECT date_trunc(@unit::text, ts, @zone::text)::timestamptz AS bucket,
-       (sum(pv_power_w * sample_count) / sum(sample_count))::float8 AS avg_pv_power_w,
+       (sum((pv_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_pv_power_w,
        max(pv_power_w)::float8 AS max_pv_power_w,
-       (sum(battery_power_w * sample_count) / sum(sample_count))::float8 AS avg_battery_power_w,
-       (sum(battery_soc_pct * sample_count) / sum(sample_count))::float8 AS avg_battery_soc_pct,
-       (sum(load_power_w * sample_count) / sum(sample_count))::float8 AS avg_load_power_w,
-       (sum(export_power_w * sample_count) / sum(sample_count))::float8 AS avg_export_power_w,
+       (sum((battery_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_battery_power_w,
+       (sum((battery_soc_pct * sample_count)::numeric) / sum(sample_count))::float8 AS avg_battery_soc_pct,
+       (sum((load_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_load_power_w,
+       (sum((export_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_export_power_w,
        sum(sample_count)::bigint AS sample_count
 FROM sungrow_samples
 WHERE device_id = @device_id AND ts >= @from_ts::timestamptz AND ts < @to_ts::timestamptz
@@ -63,10 +64,6 @@ SELECT (to_regclass('sungrow_hourly') IS NOT NULL
 -- name: AggregateZone :one
 SELECT zone FROM sungrow_aggregate_zone;
 
--- name: AggregateWatermark :one
--- Where the aggregate's materialized rows end; above it, it reads its source live.
-SELECT sungrow_aggregate_watermark(@view_name::text)::timestamptz AS watermark;
-
 -- name: RefreshAggregate :exec
 -- Must run outside a transaction block (TimescaleDB commits inside it). NULL window
 -- bounds mean "from the beginning" / "to the end".
@@ -77,6 +74,10 @@ CALL refresh_continuous_aggregate($1, $2::timestamptz, $3::timestamptz);
 -- name: TryRefreshLock :one
 -- A session advisory lock, so only one instance refreshes at a time.
 SELECT pg_try_advisory_lock(@key::bigint) AS locked;
+
+-- name: RefreshLock :exec
+-- The same lock, waited for: `sungrow refresh` queues behind a running refresher.
+SELECT pg_advisory_lock(@key::bigint);
 
 -- name: RefreshUnlock :exec
 SELECT pg_advisory_unlock(@key::bigint);

@@ -44,6 +44,7 @@ type Refresher struct {
 	loc    *time.Location // the zone the aggregates were built in
 	delay  time.Duration
 	logger *slog.Logger
+	now    func() time.Time
 
 	mu      sync.Mutex
 	pending bool
@@ -51,9 +52,22 @@ type Refresher struct {
 	kick    chan struct{}
 }
 
-// NewRefresher returns a Refresher for aggregates built in loc.
-func NewRefresher(pool *pgxpool.Pool, loc *time.Location, delay time.Duration, logger *slog.Logger) *Refresher {
-	return &Refresher{pool: pool, loc: loc, delay: delay, logger: logger, kick: make(chan struct{}, 1)}
+// Bounds of the wait between rounds: a floor so that no setting can make the
+// refresher spin, and a ceiling for the back-off after failures.
+const (
+	minRefreshDelay = 10 * time.Millisecond
+	maxRefreshDelay = 5 * time.Minute
+)
+
+// NewRefresher returns a Refresher for aggregates built in loc; now is its clock (nil:
+// time.Now), which says which buckets are complete.
+func NewRefresher(pool *pgxpool.Pool, loc *time.Location, delay time.Duration, logger *slog.Logger,
+	now func() time.Time) *Refresher {
+	if now == nil {
+		now = time.Now
+	}
+	return &Refresher{pool: pool, loc: loc, delay: max(delay, minRefreshDelay), logger: logger, now: now,
+		kick: make(chan struct{}, 1)}
 }
 
 // Touched records that samples from..to (inclusive) were stored. It never blocks.
@@ -85,17 +99,18 @@ func (r *Refresher) take() (lo, hi time.Time, ok bool) {
 var errBusy = errors.New("another instance is refreshing")
 
 // Run refreshes touched spans until ctx ends. A failed round keeps its span and is
-// retried after the delay.
+// retried, after a wait that doubles with each failure in a row.
 func (r *Refresher) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	<-timer.C
+	wait := r.delay
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.kick:
 		}
-		timer.Reset(r.delay)
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -106,22 +121,43 @@ func (r *Refresher) Run(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		if err := r.refresh(ctx, lo, hi); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			level := slog.LevelWarn
-			if errors.Is(err, errBusy) {
-				level = slog.LevelDebug
-			}
-			r.logger.Log(ctx, level, "late-data refresh postponed", "err", err, "retry_in", r.delay.String())
-			r.Touched("", lo, hi)
+		err := r.refresh(ctx, lo, hi)
+		if err == nil {
+			wait = r.delay
+			continue
 		}
+		if ctx.Err() != nil {
+			return
+		}
+		wait = min(2*wait, maxRefreshDelay)
+		level := slog.LevelWarn
+		if errors.Is(err, errBusy) {
+			level = slog.LevelDebug
+		}
+		r.logger.Log(ctx, level, "late-data refresh postponed", "err", err, "retry_in", wait.String())
+		r.Touched("", lo, hi)
 	}
 }
 
-// refresh brings every aggregate's materialized part up to date over [lo, hi].
+// refresh materializes the complete buckets of every aggregate over the months that
+// [lo, hi] falls in, hourly before daily before monthly.
+//
+// Whole months, not only the touched buckets: each coarser aggregate is computed from
+// the finer one's materialized rows, so the finer one must be materialized over the
+// coarser one's whole bucket first. Whatever the watermark: a span above it is served
+// by real-time aggregation for now, but the next policy run moves the watermark past it
+// without materializing it (a policy refreshes only its own window), and the samples
+// would vanish from the series. Complete buckets only: a window must cover whole
+// buckets, and a materialized bucket stops taking in new samples. TimescaleDB
+// recomputes only what its invalidation log names in a window, so the parts of a month
+// that did not change cost little.
 func (r *Refresher) refresh(ctx context.Context, lo, hi time.Time) error {
+	now := r.now()
+	if !lo.Before(Hourly.Floor(now, r.loc)) {
+		return nil // all in the current hour: no bucket of it is complete yet
+	}
+	from, to := Monthly.Floor(lo, r.loc), Monthly.Next(Monthly.Floor(hi, r.loc), r.loc)
+
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("late-data refresh: %w", err)
@@ -135,35 +171,25 @@ func (r *Refresher) refresh(ctx context.Context, lo, hi time.Time) error {
 	if !locked {
 		return errBusy
 	}
-	// A session lock outlives a cancelled context: release it regardless.
-	defer func() { _ = q.RefreshUnlock(context.WithoutCancel(ctx), RefreshLockKey) }()
+	// A session lock outlives a cancelled context: release it regardless, and if that
+	// fails, end the session rather than return a connection that still holds it.
+	defer func() {
+		if err := q.RefreshUnlock(context.WithoutCancel(ctx), RefreshLockKey); err != nil {
+			_ = conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
 
-	// Each aggregate is refreshed below its own watermark (above it, it reads its
-	// source live) and below the watermark of the aggregate it is built on, whose
-	// materialized rows a refresh reads.
-	limit := time.Time{}
-	for i, agg := range Aggregates {
-		w, err := q.AggregateWatermark(ctx, string(agg))
-		if err != nil {
-			return fmt.Errorf("watermark of %s: %w", agg, err)
-		}
-		if i > 0 && limit.Before(w) {
-			w = limit
-		}
-		limit = w
-		from, to := agg.Floor(lo, r.loc), agg.Next(agg.Floor(hi, r.loc), r.loc)
-		if to.After(w) {
-			to = w
-		}
-		if !from.Before(to) {
+	for _, agg := range Aggregates {
+		start, end := Window(agg, from, to, now, r.loc)
+		if !start.Before(end) {
 			continue
 		}
-		start := time.Now()
-		if err := Refresh(ctx, conn, agg, from, to); err != nil {
+		began := time.Now()
+		if err := Refresh(ctx, conn, agg, start, end); err != nil {
 			return err
 		}
-		r.logger.Info("refreshed late data", "aggregate", string(agg), "from", from, "to", to,
-			"took", time.Since(start).String())
+		r.logger.Info("refreshed late data", "aggregate", string(agg), "from", start, "to", end,
+			"took", time.Since(began).String())
 	}
 	return nil
 }

@@ -3,7 +3,9 @@
 -- aggregate is read from the finer one and never from a month of raw rows.
 --
 -- Each aggregate keeps sums weighted by sample_count beside the averages, so a rollup
--- of a rollup is exact: avg = sum / sample_count at every level.
+-- of a rollup is exact: avg = sum / sample_count at every level. The sums are numeric:
+-- float8 addition depends on its order, numeric addition does not, so the aggregates
+-- and the raw path (which sums the same numeric products) give identical answers.
 --
 -- Daily and monthly buckets begin at local midnight in the zone named by the session
 -- setting sungrow.tz (`sungrow migrate` sets it from SUNGROW_TZ; default UTC). The zone
@@ -43,18 +45,18 @@ BEGIN
     WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
     SELECT device_id,
            time_bucket(INTERVAL '1 hour', ts) AS bucket,
-           sum(pv_power_w * sample_count) / sum(sample_count) AS avg_pv_power_w,
+           (sum((pv_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_pv_power_w,
            max(pv_power_w) AS max_pv_power_w,
-           sum(battery_power_w * sample_count) / sum(sample_count) AS avg_battery_power_w,
-           sum(battery_soc_pct * sample_count) / sum(sample_count) AS avg_battery_soc_pct,
-           sum(load_power_w * sample_count) / sum(sample_count) AS avg_load_power_w,
-           sum(export_power_w * sample_count) / sum(sample_count) AS avg_export_power_w,
+           (sum((battery_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_battery_power_w,
+           (sum((battery_soc_pct * sample_count)::numeric) / sum(sample_count))::float8 AS avg_battery_soc_pct,
+           (sum((load_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_load_power_w,
+           (sum((export_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_export_power_w,
            sum(sample_count)::bigint AS sample_count,
-           sum(pv_power_w * sample_count) AS sum_pv_power_w,
-           sum(battery_power_w * sample_count) AS sum_battery_power_w,
-           sum(battery_soc_pct * sample_count) AS sum_battery_soc_pct,
-           sum(load_power_w * sample_count) AS sum_load_power_w,
-           sum(export_power_w * sample_count) AS sum_export_power_w
+           sum((pv_power_w * sample_count)::numeric) AS sum_pv_power_w,
+           sum((battery_power_w * sample_count)::numeric) AS sum_battery_power_w,
+           sum((battery_soc_pct * sample_count)::numeric) AS sum_battery_soc_pct,
+           sum((load_power_w * sample_count)::numeric) AS sum_load_power_w,
+           sum((export_power_w * sample_count)::numeric) AS sum_export_power_w
     FROM sungrow_samples
     GROUP BY device_id, bucket
     WITH NO DATA
@@ -65,12 +67,12 @@ BEGIN
     WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
     SELECT device_id,
            time_bucket(INTERVAL '1 day', bucket, %1$L) AS bucket,
-           sum(sum_pv_power_w) / sum(sample_count) AS avg_pv_power_w,
+           (sum(sum_pv_power_w) / sum(sample_count))::float8 AS avg_pv_power_w,
            max(max_pv_power_w) AS max_pv_power_w,
-           sum(sum_battery_power_w) / sum(sample_count) AS avg_battery_power_w,
-           sum(sum_battery_soc_pct) / sum(sample_count) AS avg_battery_soc_pct,
-           sum(sum_load_power_w) / sum(sample_count) AS avg_load_power_w,
-           sum(sum_export_power_w) / sum(sample_count) AS avg_export_power_w,
+           (sum(sum_battery_power_w) / sum(sample_count))::float8 AS avg_battery_power_w,
+           (sum(sum_battery_soc_pct) / sum(sample_count))::float8 AS avg_battery_soc_pct,
+           (sum(sum_load_power_w) / sum(sample_count))::float8 AS avg_load_power_w,
+           (sum(sum_export_power_w) / sum(sample_count))::float8 AS avg_export_power_w,
            sum(sample_count)::bigint AS sample_count,
            sum(sum_pv_power_w) AS sum_pv_power_w,
            sum(sum_battery_power_w) AS sum_battery_power_w,
@@ -87,12 +89,12 @@ BEGIN
     WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
     SELECT device_id,
            time_bucket(INTERVAL '1 month', bucket, %1$L) AS bucket,
-           sum(sum_pv_power_w) / sum(sample_count) AS avg_pv_power_w,
+           (sum(sum_pv_power_w) / sum(sample_count))::float8 AS avg_pv_power_w,
            max(max_pv_power_w) AS max_pv_power_w,
-           sum(sum_battery_power_w) / sum(sample_count) AS avg_battery_power_w,
-           sum(sum_battery_soc_pct) / sum(sample_count) AS avg_battery_soc_pct,
-           sum(sum_load_power_w) / sum(sample_count) AS avg_load_power_w,
-           sum(sum_export_power_w) / sum(sample_count) AS avg_export_power_w,
+           (sum(sum_battery_power_w) / sum(sample_count))::float8 AS avg_battery_power_w,
+           (sum(sum_battery_soc_pct) / sum(sample_count))::float8 AS avg_battery_soc_pct,
+           (sum(sum_load_power_w) / sum(sample_count))::float8 AS avg_load_power_w,
+           (sum(sum_export_power_w) / sum(sample_count))::float8 AS avg_export_power_w,
            sum(sample_count)::bigint AS sample_count,
            sum(sum_pv_power_w) AS sum_pv_power_w,
            sum(sum_battery_power_w) AS sum_battery_power_w,
@@ -113,27 +115,11 @@ BEGIN
     PERFORM add_continuous_aggregate_policy('sungrow_monthly',
         start_offset => INTERVAL '3 months', end_offset => INTERVAL '1 month',
         schedule_interval => INTERVAL '1 day');
-
-    -- The materialization watermark has no public API; this wraps the internal one so
-    -- the late-data refresher (and sqlc) see one plain function. Below the watermark an
-    -- aggregate answers from materialized rows only, so late samples there need a refresh.
-    EXECUTE $f$
-    CREATE FUNCTION sungrow_aggregate_watermark(view_name text) RETURNS timestamptz
-    LANGUAGE sql STABLE AS $body$
-        SELECT _timescaledb_functions.to_timestamp(
-                   _timescaledb_functions.cagg_watermark(c.mat_hypertable_id))
-        FROM _timescaledb_catalog.continuous_agg c
-        JOIN pg_catalog.pg_namespace n ON n.nspname = c.user_view_schema
-        JOIN pg_catalog.pg_class v ON v.relnamespace = n.oid AND v.relname = c.user_view_name
-        WHERE v.oid = to_regclass(view_name)
-    $body$
-    $f$;
 END
 $$;
 -- +goose StatementEnd
 
 -- +goose Down
-DROP FUNCTION IF EXISTS sungrow_aggregate_watermark(text);
 DROP MATERIALIZED VIEW IF EXISTS sungrow_monthly;
 DROP MATERIALIZED VIEW IF EXISTS sungrow_daily;
 DROP MATERIALIZED VIEW IF EXISTS sungrow_hourly;

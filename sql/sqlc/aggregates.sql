@@ -17,18 +17,15 @@ CREATE TABLE sungrow_hourly (
     avg_load_power_w    double precision NOT NULL,
     avg_export_power_w  double precision NOT NULL,
     sample_count        bigint           NOT NULL,
-    sum_pv_power_w      double precision NOT NULL,
-    sum_battery_power_w double precision NOT NULL,
-    sum_battery_soc_pct double precision NOT NULL,
-    sum_load_power_w    double precision NOT NULL,
-    sum_export_power_w  double precision NOT NULL
+    sum_pv_power_w      numeric          NOT NULL,
+    sum_battery_power_w numeric          NOT NULL,
+    sum_battery_soc_pct numeric          NOT NULL,
+    sum_load_power_w    numeric          NOT NULL,
+    sum_export_power_w  numeric          NOT NULL
 );
 
 CREATE TABLE sungrow_daily (LIKE sungrow_hourly);
 CREATE TABLE sungrow_monthly (LIKE sungrow_hourly);
-
-CREATE FUNCTION sungrow_aggregate_watermark(view_name text) RETURNS timestamptz
-    LANGUAGE sql STABLE AS $$ SELECT now() $$;
 
 -- TimescaleDB's own procedure; the view is declared text (the server casts it to
 -- regclass) so the generated parameter is a string.
