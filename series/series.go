@@ -57,10 +57,10 @@ func (a Aggregate) Floor(t time.Time, loc *time.Location) time.Time {
 		return t.UTC().Truncate(time.Hour)
 	case Daily:
 		t = t.In(loc)
-		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+		return dayStart(t.Year(), t.Month(), t.Day(), loc)
 	}
 	t = t.In(loc)
-	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, loc)
+	return dayStart(t.Year(), t.Month(), 1, loc)
 }
 
 // Next returns the start of the bucket after the one starting at start.
@@ -70,10 +70,23 @@ func (a Aggregate) Next(start time.Time, loc *time.Location) time.Time {
 		return start.Add(time.Hour)
 	case Daily:
 		s := start.In(loc)
-		return time.Date(s.Year(), s.Month(), s.Day()+1, 0, 0, 0, 0, loc)
+		return dayStart(s.Year(), s.Month(), s.Day()+1, loc)
 	}
 	s := start.In(loc)
-	return time.Date(s.Year(), s.Month()+1, 1, 0, 0, 0, 0, loc)
+	return dayStart(s.Year(), s.Month()+1, 1, loc)
+}
+
+// dayStart is the first instant of the local day y-m-d (normalized, so day 32 is the
+// next month's first) in loc. Where clocks jump over midnight (America/Santiago in
+// spring), time.Date gives an instant of the evening before; PostgreSQL and TimescaleDB
+// begin the day at the first instant after the gap, and so does this.
+func dayStart(y int, m time.Month, d int, loc *time.Location) time.Time {
+	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	want := time.Date(y, m, d, 0, 0, 0, 0, time.UTC) // the normalized date
+	for i := 0; i < 24*60 && t.YearDay() != want.YearDay(); i++ {
+		t = t.Add(time.Minute) // still the evening before: walk to the day's first minute
+	}
+	return t
 }
 
 // frame says how one frame is served: from which aggregate (whose bucket size it
@@ -92,19 +105,18 @@ var (
 // frames is the one table of what each frame means; validFrames lists it in order.
 var frames = map[string]frame{
 	"day": {Hourly, func(d time.Time) (time.Time, time.Time) {
-		return d, d.AddDate(0, 0, 1)
+		return d, dayStart(d.Year(), d.Month(), d.Day()+1, d.Location())
 	}},
 	"week": {Daily, func(d time.Time) (time.Time, time.Time) {
-		monday := d.AddDate(0, 0, -(int(d.Weekday())+6)%7)
-		return monday, monday.AddDate(0, 0, 7)
+		monday := d.Day() - (int(d.Weekday())+6)%7
+		return dayStart(d.Year(), d.Month(), monday, d.Location()),
+			dayStart(d.Year(), d.Month(), monday+7, d.Location())
 	}},
 	"month": {Daily, func(d time.Time) (time.Time, time.Time) {
-		first := time.Date(d.Year(), d.Month(), 1, 0, 0, 0, 0, d.Location())
-		return first, first.AddDate(0, 1, 0)
+		return dayStart(d.Year(), d.Month(), 1, d.Location()), dayStart(d.Year(), d.Month()+1, 1, d.Location())
 	}},
 	"year": {Monthly, func(d time.Time) (time.Time, time.Time) {
-		first := time.Date(d.Year(), 1, 1, 0, 0, 0, 0, d.Location())
-		return first, first.AddDate(1, 0, 0)
+		return dayStart(d.Year(), 1, 1, d.Location()), dayStart(d.Year()+1, 1, 1, d.Location())
 	}},
 	"all": {Monthly, func(time.Time) (time.Time, time.Time) { return allFrom, allTo }},
 }
@@ -151,6 +163,17 @@ type Service struct {
 	q    *db.Queries
 	loc  *time.Location
 	path Path
+	// hourZone is the zone hourly buckets are truncated in: UTC, unless UTC hours do
+	// not nest in loc's days (Asia/Kolkata), where they are loc's own hours.
+	hourZone string
+}
+
+func newService(q *db.Queries, loc *time.Location, path Path) *Service {
+	hourZone := loc.String()
+	if wholeHourZone(loc) {
+		hourZone = "UTC" // as in the hourly aggregate, on every path
+	}
+	return &Service{q: q, loc: loc, path: path, hourZone: hourZone}
 }
 
 // Open looks at the database once to choose the path: the aggregates if they exist,
@@ -163,7 +186,7 @@ func Open(ctx context.Context, conn db.DBTX, loc *time.Location) (*Service, Info
 		return nil, Info{}, fmt.Errorf("look for the series aggregates: %w", err)
 	}
 	if !present {
-		return &Service{q: q, loc: loc, path: PathRaw}, Info{Path: PathRaw}, nil
+		return newService(q, loc, PathRaw), Info{Path: PathRaw}, nil
 	}
 	zone, err := q.AggregateZone(ctx)
 	if err != nil {
@@ -178,12 +201,12 @@ func Open(ctx context.Context, conn db.DBTX, loc *time.Location) (*Service, Info
 	case zone != loc.String():
 		path = PathHourlyRollup
 	}
-	return &Service{q: q, loc: loc, path: path}, Info{Path: path, AggregateZone: zone}, nil
+	return newService(q, loc, path), Info{Path: path, AggregateZone: zone}, nil
 }
 
 // NewRaw returns a Service that always reads the raw samples (for comparisons).
 func NewRaw(conn db.DBTX, loc *time.Location) *Service {
-	return &Service{q: db.New(conn), loc: loc, path: PathRaw}
+	return newService(db.New(conn), loc, PathRaw)
 }
 
 // wholeHourZone reports whether loc's offsets over recent and coming years are whole
@@ -207,13 +230,13 @@ func (s *Service) Location() *time.Location { return s.loc }
 func (s *Service) ParseDate(v string, now time.Time) (time.Time, error) {
 	if v == "" {
 		t := now.In(s.loc)
-		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, s.loc), nil
+		return dayStart(t.Year(), t.Month(), t.Day(), s.loc), nil
 	}
 	d, err := time.Parse(time.DateOnly, v)
 	if err != nil || d.Year() < 1970 || d.Year() >= 2200 {
 		return time.Time{}, ErrBadDate
 	}
-	return time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, s.loc), nil
+	return dayStart(d.Year(), d.Month(), d.Day(), s.loc), nil
 }
 
 // Series returns the buckets of the frame that covers date (a local midnight from
@@ -245,7 +268,7 @@ func (s *Service) Series(ctx context.Context, deviceID, frameName string, date t
 func (s *Service) read(ctx context.Context, agg Aggregate, device string, from, to time.Time) ([]db.SeriesRawRow, error) {
 	zone := s.loc.String()
 	if agg == Hourly {
-		zone = "UTC" // hours are UTC hours on every path, as in the hourly aggregate
+		zone = s.hourZone
 	}
 	switch {
 	case s.path == PathRaw:
