@@ -6,8 +6,6 @@ package db
 
 import (
 	"time"
-
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type SungrowAggregateZone struct {
@@ -25,11 +23,11 @@ type SungrowDaily struct {
 	AvgLoadPowerW    float64
 	AvgExportPowerW  float64
 	SampleCount      int64
-	SumPvPowerW      pgtype.Numeric
-	SumBatteryPowerW pgtype.Numeric
-	SumBatterySocPct pgtype.Numeric
-	SumLoadPowerW    pgtype.Numeric
-	SumExportPowerW  pgtype.Numeric
+	SumPvPowerW      float64
+	SumBatteryPowerW float64
+	SumBatterySocPct float64
+	SumLoadPowerW    float64
+	SumExportPowerW  float64
 }
 
 type SungrowHourly struct {
@@ -42,11 +40,11 @@ type SungrowHourly struct {
 	AvgLoadPowerW    float64
 	AvgExportPowerW  float64
 	SampleCount      int64
-	SumPvPowerW      pgtype.Numeric
-	SumBatteryPowerW pgtype.Numeric
-	SumBatterySocPct pgtype.Numeric
-	SumLoadPowerW    pgtype.Numeric
-	SumExportPowerW  pgtype.Numeric
+	SumPvPowerW      float64
+	SumBatteryPowerW float64
+	SumBatterySocPct float64
+	SumLoadPowerW    float64
+	SumExportPowerW  float64
 }
 
 type SungrowMonthly struct {
@@ -59,11 +57,11 @@ type SungrowMonthly struct {
 	AvgLoadPowerW    float64
 	AvgExportPowerW  float64
 	SampleCount      int64
-	SumPvPowerW      pgtype.Numeric
-	SumBatteryPowerW pgtype.Numeric
-	SumBatterySocPct pgtype.Numeric
-	SumLoadPowerW    pgtype.Numeric
-	SumExportPowerW  pgtype.Numeric
+	SumPvPowerW      float64
+	SumBatteryPowerW float64
+	SumBatterySocPct float64
+	SumLoadPowerW    float64
+	SumExportPowerW  float64
 }
 
 type SungrowSample struct {

@@ -240,12 +240,12 @@ func (q *Queries) SeriesMonthly(ctx context.Context, arg SeriesMonthlyParams) ([
 
 const seriesRaw = `-- name: SeriesRaw :many
 SELECT date_trunc($1::text, ts, $2::text)::timestamptz AS bucket,
-       (sum((pv_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_pv_power_w,
+       (sum(pv_power_w * sample_count) / sum(sample_count))::float8 AS avg_pv_power_w,
        max(pv_power_w)::float8 AS max_pv_power_w,
-       (sum((battery_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_battery_power_w,
-       (sum((battery_soc_pct * sample_count)::numeric) / sum(sample_count))::float8 AS avg_battery_soc_pct,
-       (sum((load_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_load_power_w,
-       (sum((export_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_export_power_w,
+       (sum(battery_power_w * sample_count) / sum(sample_count))::float8 AS avg_battery_power_w,
+       (sum(battery_soc_pct * sample_count) / sum(sample_count))::float8 AS avg_battery_soc_pct,
+       (sum(load_power_w * sample_count) / sum(sample_count))::float8 AS avg_load_power_w,
+       (sum(export_power_w * sample_count) / sum(sample_count))::float8 AS avg_export_power_w,
        sum(sample_count)::bigint AS sample_count
 FROM sungrow_samples
 WHERE device_id = $3 AND ts >= $4::timestamptz AND ts < $5::timestamptz
@@ -272,8 +272,7 @@ type SeriesRawRow struct {
 	SampleCount      int64
 }
 
-// The raw path (plain PostgreSQL, or no aggregates): the same numbers from the samples,
-// summed as numeric exactly as the aggregates sum them, so both paths agree to the bit.
+// The raw path (plain PostgreSQL, or no aggregates): the same numbers from the samples.
 // Hours are UTC hours, as in the hourly aggregate; days and months begin in @zone.
 func (q *Queries) SeriesRaw(ctx context.Context, arg SeriesRawParams) ([]SeriesRawRow, error) {
 	rows, err := q.db.Query(ctx, seriesRaw,

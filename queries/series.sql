@@ -39,16 +39,15 @@ GROUP BY 1
 ORDER BY 1;
 
 -- name: SeriesRaw :many
--- The raw path (plain PostgreSQL, or no aggregates): the same numbers from the samples,
--- summed as numeric exactly as the aggregates sum them, so both paths agree to the bit.
+-- The raw path (plain PostgreSQL, or no aggregates): the same numbers from the samples.
 -- Hours are UTC hours, as in the hourly aggregate; days and months begin in @zone.
 SELECT date_trunc(@unit::text, ts, @zone::text)::timestamptz AS bucket,
-       (sum((pv_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_pv_power_w,
+       (sum(pv_power_w * sample_count) / sum(sample_count))::float8 AS avg_pv_power_w,
        max(pv_power_w)::float8 AS max_pv_power_w,
-       (sum((battery_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_battery_power_w,
-       (sum((battery_soc_pct * sample_count)::numeric) / sum(sample_count))::float8 AS avg_battery_soc_pct,
-       (sum((load_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_load_power_w,
-       (sum((export_power_w * sample_count)::numeric) / sum(sample_count))::float8 AS avg_export_power_w,
+       (sum(battery_power_w * sample_count) / sum(sample_count))::float8 AS avg_battery_power_w,
+       (sum(battery_soc_pct * sample_count) / sum(sample_count))::float8 AS avg_battery_soc_pct,
+       (sum(load_power_w * sample_count) / sum(sample_count))::float8 AS avg_load_power_w,
+       (sum(export_power_w * sample_count) / sum(sample_count))::float8 AS avg_export_power_w,
        sum(sample_count)::bigint AS sample_count
 FROM sungrow_samples
 WHERE device_id = @device_id AND ts >= @from_ts::timestamptz AND ts < @to_ts::timestamptz

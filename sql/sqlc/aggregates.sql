@@ -17,11 +17,11 @@ CREATE TABLE sungrow_hourly (
     avg_load_power_w    double precision NOT NULL,
     avg_export_power_w  double precision NOT NULL,
     sample_count        bigint           NOT NULL,
-    sum_pv_power_w      numeric          NOT NULL,
-    sum_battery_power_w numeric          NOT NULL,
-    sum_battery_soc_pct numeric          NOT NULL,
-    sum_load_power_w    numeric          NOT NULL,
-    sum_export_power_w  numeric          NOT NULL
+    sum_pv_power_w      double precision NOT NULL,
+    sum_battery_power_w double precision NOT NULL,
+    sum_battery_soc_pct double precision NOT NULL,
+    sum_load_power_w    double precision NOT NULL,
+    sum_export_power_w  double precision NOT NULL
 );
 
 CREATE TABLE sungrow_daily (LIKE sungrow_hourly);
