@@ -171,7 +171,7 @@ func TestMigrateNeedsOnlyTheDatabase(t *testing.T) {
 func TestServeServesAndShutsDownCleanly(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -182,7 +182,7 @@ func TestServeServesAndShutsDownCleanly(t *testing.T) {
 		}, "serve")
 		done <- err
 	}()
-	waitHealthy(t, "http://"+addr)
+	testenv.WaitHealthy(t, "http://"+addr, nil)
 
 	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/ingest", strings.NewReader(
 		`{"samples":[{"device_id":"inverter-01","ts":"2026-01-01T00:00:00Z","pv_power_w":1,"battery_power_w":0,"battery_soc_pct":50,"load_power_w":1,"export_power_w":0}]}`))
@@ -200,34 +200,6 @@ func TestServeServesAndShutsDownCleanly(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not stop after its context was cancelled")
 	}
-}
-
-// freeAddr returns a loopback address with a port nothing listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// waitHealthy polls /health until the server answers, as a load balancer would.
-func waitHealthy(t *testing.T, base string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		res, err := http.Get(base + "/health")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal(fmt.Sprintf("%s/health did not answer within 20 s", base))
 }
 
 func TestConcurrentMigrateUpDoesNotCollide(t *testing.T) {
@@ -252,7 +224,7 @@ func TestConcurrentMigrateUpDoesNotCollide(t *testing.T) {
 func TestServeDrainsInFlightRequestsOnShutdown(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -262,7 +234,7 @@ func TestServeDrainsInFlightRequestsOnShutdown(t *testing.T) {
 		}, "serve")
 		done <- err
 	}()
-	waitHealthy(t, "http://"+addr)
+	testenv.WaitHealthy(t, "http://"+addr, nil)
 
 	// A client starts an ingest and is still sending its body when SIGTERM arrives. It
 	// speaks HTTP on its own connection, so no idle keep-alive connection is reused.
@@ -335,7 +307,7 @@ func TestReadyReportsEachDependency(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			is := is.New(t)
-			addr := freeAddr(t)
+			addr := testenv.FreeAddr(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() {
@@ -346,7 +318,7 @@ func TestReadyReportsEachDependency(t *testing.T) {
 				done <- err
 			}()
 			defer func() { cancel(); <-done }()
-			waitHealthy(t, "http://"+addr)
+			testenv.WaitHealthy(t, "http://"+addr, nil)
 			res, err := http.Get("http://" + addr + "/ready")
 			is.NoErr(err)
 			body, _ := io.ReadAll(res.Body)

@@ -193,7 +193,7 @@ func TestCORS(t *testing.T) {
 func TestAccessLogHasOneLinePerRequestAndNoToken(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	srv := newServer(t, d.Pool, func(deps *httpapi.Deps) {
 		deps.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	})
@@ -221,7 +221,7 @@ func (h hangUpReader) Series(ctx context.Context, _, _ string, _ time.Time) ([]s
 
 func TestClientHangingUpIsNotAServerError(t *testing.T) {
 	is := is.New(t)
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	m := metrics.New()
 	ctx, cancel := context.WithCancel(context.Background())
 	handler := httpapi.NewServer(httpapi.Deps{
@@ -250,7 +250,7 @@ func (panicReader) Series(context.Context, string, string, time.Time) ([]series.
 
 func TestAHandlerPanicIsALogged500(t *testing.T) {
 	is := is.New(t)
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	m := metrics.New()
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Tokens: map[string]string{token: device},

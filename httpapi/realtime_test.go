@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,7 +71,7 @@ type rtEnv struct {
 	clock              *rtClock
 	cache              *cache.Realtime // nil: caching off
 	redis              *redis.Client   // nil: in-process cache or none
-	logs               *syncBuffer
+	logs               *testenv.LogBuffer
 	gets               atomic.Int64 // calls of the cache's Get
 }
 
@@ -127,7 +124,7 @@ func newRealtimeEnv(t *testing.T, d *testenv.DB, kind cacheKind, ttl time.Durati
 		device:  testenv.UniqueName("inverter"),
 		queries: tr,
 		clock:   &rtClock{t: time.Now()},
-		logs:    &syncBuffer{},
+		logs:    &testenv.LogBuffer{},
 	}
 	logger := slog.New(slog.NewJSONHandler(e.logs, nil))
 	opts := cache.Options{TTL: ttl, Logger: logger, Now: e.clock.Now}
@@ -355,7 +352,7 @@ func TestRealtimeConcurrentMissesQueryOnce(t *testing.T) {
 				}
 				// All have asked the cache; they miss, since nothing can be stored
 				// while the one query waits.
-				awaitCondition(t, "100 requests in the cache", func() bool { return e.gets.Load() == n })
+				testenv.Await(t, "100 requests in the cache", 10*time.Second, func() bool { return e.gets.Load() == n })
 				close(gate)
 				wg.Wait()
 				e.queries.gate.Store(nil)
@@ -439,15 +436,15 @@ func TestRealtimeErrors(t *testing.T) {
 func TestRealtimeRedisStoppedAnswersFromDatabaseAndResumes(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
-	r := startRedis(t)
+	r := testenv.StartRedis(t)
 	ttl := 5 * time.Second
-	e := newRealtimeEnv(t, d, redisCache, ttl, r.url)
+	e := newRealtimeEnv(t, d, redisCache, ttl, r.URL)
 	e.ingest(t, 1)
 	e.wantSample(t, e.latest(t), 1)
 	e.latest(t)
 	is.Equal(e.queries.latest.Load(), int64(1)) // cached in our Redis
 
-	r.stop(t)
+	r.Stop()
 	for i := range 5 {
 		e.wantSample(t, e.latest(t), 1)
 		is.Equal(e.queries.latest.Load(), int64(2+i)) // the database answers
@@ -456,7 +453,7 @@ func TestRealtimeRedisStoppedAnswersFromDatabaseAndResumes(t *testing.T) {
 	e.wantSample(t, e.latest(t), 2)
 	is.Equal(strings.Count(e.logs.String(), "realtime cache unavailable"), 1) // bounded, not per request
 
-	r.start(t)
+	r.Start(t)
 	e.wantSample(t, e.latest(t), 2)
 	is.Equal(e.queries.latest.Load(), int64(8)) // still skipping Redis within the back-off
 	e.clock.Advance(ttl)                        // a failed invalidation skips Redis for a TTL
@@ -472,91 +469,12 @@ func TestRealtimeRedisStoppedAnswersFromDatabaseAndResumes(t *testing.T) {
 	is.True(strings.Contains(e.logs.String(), "realtime cache available again"))
 }
 
-// redisServer is a redis-server of the test's own, on a free port, which it may stop.
-type redisServer struct {
-	port string
-	url  string
-	cmd  *exec.Cmd
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server is not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	r := &redisServer{port: port, url: "redis://127.0.0.1:" + port + "/0"}
-	r.start(t)
-	t.Cleanup(func() {
-		if r.cmd != nil {
-			r.stop(t)
-		}
-	})
-	return r
-}
-
-func (r *redisServer) start(t *testing.T) {
-	t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", r.port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no")
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + r.port})
-	defer c.Close()
-	awaitCondition(t, "redis-server to answer", func() bool {
-		return c.Ping(context.Background()).Err() == nil
-	})
-}
-
-func (r *redisServer) stop(t *testing.T) {
-	t.Helper()
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
-
-// awaitCondition polls ok until it holds, failing the test after 10 s.
-func awaitCondition(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10 s for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func awaitGone(t *testing.T, c *redis.Client, key string) {
 	t.Helper()
-	awaitCondition(t, key+" to expire", func() bool {
+	testenv.Await(t, key+" to expire", 10*time.Second, func() bool {
 		n, err := c.Exists(context.Background(), key).Result()
 		return err == nil && n == 0
 	})
-}
-
-// syncBuffer is a log destination that handlers may write concurrently.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // A Redis that accepts connections but never answers (here: a stopped process) costs
@@ -564,22 +482,17 @@ func (b *syncBuffer) String() string {
 func TestRealtimeRedisHangingAnswersFromDatabase(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
-	r := startRedis(t)
-	e := newRealtimeEnv(t, d, redisCache, 5*time.Second, r.url)
+	r := testenv.StartRedis(t)
+	e := newRealtimeEnv(t, d, redisCache, 5*time.Second, r.URL)
 	e.ingest(t, 1)
 	e.wantSample(t, e.latest(t), 1)
 
-	is.NoErr(r.cmd.Process.Signal(syscall.SIGSTOP))
-	t.Cleanup(func() {
-		if r.cmd != nil {
-			_ = r.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	})
+	r.Pause(t)
 	e.ingest(t, 2) // its invalidation times out
 	for range 3 {
 		e.wantSample(t, e.latest(t), 2)
 	}
 	is.Equal(e.queries.latest.Load(), int64(4))
 	is.True(strings.Contains(e.logs.String(), "timeout"))
-	is.NoErr(r.cmd.Process.Signal(syscall.SIGCONT))
+	r.Resume(t)
 }

@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -290,16 +289,9 @@ func TestSeriesFrames(t *testing.T) {
 // in the view (which would answer through real-time aggregation anyway).
 func materializedRows(t *testing.T, pool *pgxpool.Pool, agg series.Aggregate) int {
 	t.Helper()
-	ctx := context.Background()
-	var schema, table string
-	err := pool.QueryRow(ctx, `SELECT materialization_hypertable_schema, materialization_hypertable_name
-		FROM timescaledb_information.continuous_aggregates
-		WHERE view_name = $1 AND view_schema = current_schema()`, string(agg)).Scan(&schema, &table)
-	if err != nil {
-		t.Fatalf("find the materialization of %s: %v", agg, err)
-	}
+	table := testenv.MaterializationTable(t, pool, string(agg))
 	var n int
-	if err := pool.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %q.%q", schema, table)).Scan(&n); err != nil {
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

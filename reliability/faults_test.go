@@ -71,28 +71,28 @@ func no5xx(t *testing.T, rep loadtest.Report, endpoint string) {
 func TestRedisStoppedDuringLoad(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
-	rs := startRedis(t)
+	rs := testenv.StartRedis(t)
 	devices := loadtest.GeneratedDevices(8, "redisfault")
 	srv := startServe(t, map[string]string{
-		"DATABASE_URL": d.URL, "REDIS_URL": rs.url, "DEVICE_TOKENS": loadtest.DeviceTokens(devices),
+		"DATABASE_URL": d.URL, "REDIS_URL": rs.URL, "DEVICE_TOKENS": loadtest.DeviceTokens(devices),
 	})
 	r, done := startLoad(t, shortLoad(srv.base, devices, 6*time.Second))
 	ok200 := func() float64 {
 		return metric(t, srv.base, "sungrow_http_requests_total", `route="GET /v1/realtime"`, `status="200"`)
 	}
 
-	await(t, "realtime answers cached in Redis", func() bool { return rs.realtimeKeys(t) > 0 })
+	testenv.Await(t, "realtime answers cached in Redis", 20*time.Second, func() bool { return realtimeKeys(t, rs) > 0 })
 	end := r.Fault("redis stopped", false)
-	rs.stop()
+	rs.Stop()
 	before := ok200()
-	await(t, "realtime answers while Redis is down", func() bool { return ok200() >= before+100 })
-	rs.start(t) // empty: whatever it holds next was cached after its return
+	testenv.Await(t, "realtime answers while Redis is down", 20*time.Second, func() bool { return ok200() >= before+100 })
+	rs.Start(t) // empty: whatever it holds next was cached after its return
 	end()
 	// A read of its own, in case the load is over by now on a slow machine.
-	await(t, "caching to resume in the restarted Redis", func() bool {
+	testenv.Await(t, "caching to resume in the restarted Redis", 20*time.Second, func() bool {
 		status, _ := send(t, http.MethodGet, srv.base+"/v1/realtime?device_id="+devices[0].ID, "Bearer "+devices[0].Token, nil)
 		is.Equal(status, http.StatusOK)
-		return rs.realtimeKeys(t) > 0
+		return realtimeKeys(t, rs) > 0
 	})
 
 	rep := <-done
@@ -116,14 +116,14 @@ func TestPostgresRestartedDuringLoad(t *testing.T) {
 	}
 	r, done := startLoad(t, shortLoad(srv.base, devices, 7*time.Second))
 
-	await(t, "ingest under way", func() bool { return ingest("200") >= 20 })
+	testenv.Await(t, "ingest under way", 20*time.Second, func() bool { return ingest("200") >= 20 })
 	end := r.Fault("postgres restart", true)
 	pg.crash(t)
-	await(t, "ingest to answer 503 while PostgreSQL is down", func() bool { return ingest("503") >= 10 })
+	testenv.Await(t, "ingest to answer 503 while PostgreSQL is down", 20*time.Second, func() bool { return ingest("503") >= 10 })
 	pg.start(t)
 	end()
 	ok := ingest("200")
-	await(t, "ingest to succeed again without restarting serve", func() bool { return ingest("200") >= ok+20 })
+	testenv.Await(t, "ingest to succeed again without restarting serve", 20*time.Second, func() bool { return ingest("200") >= ok+20 })
 
 	rep := <-done
 	t.Log("\n" + rep.String())
@@ -233,7 +233,7 @@ func TestClientsDisconnectMidRequest(t *testing.T) {
 	wg.Wait()
 	t.Logf("%d requests cut by their client, %d answered (a whole one took %s)", cancelled.Load(), answered.Load()-1, took)
 	// Every handler has finished once only the scrape itself is in flight.
-	await(t, "abandoned requests to finish", func() bool {
+	testenv.Await(t, "abandoned requests to finish", 20*time.Second, func() bool {
 		return metric(t, srv.base, "sungrow_http_requests_in_flight") == 1
 	})
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,50 +13,31 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/sungrow/sungrow/cmd"
+	"github.com/sungrow/sungrow/internal/testenv"
 )
-
-// syncBuffer collects the server's log lines, written from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // server is `sungrow serve` running in this process.
 type server struct {
 	base string
-	logs *syncBuffer
+	logs *testenv.LogBuffer
 }
 
 // startServe runs `sungrow serve` in-process with env (LISTEN_ADDR is chosen here) until
 // the test ends, and waits until it answers /health.
 func startServe(t *testing.T, env map[string]string) *server {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	full := map[string]string{"LISTEN_ADDR": addr}
 	for k, v := range env {
 		full[k] = v
 	}
-	s := &server{base: "http://" + addr, logs: &syncBuffer{}}
+	s := &server{base: "http://" + addr, logs: &testenv.LogBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -74,7 +54,7 @@ func startServe(t *testing.T, env map[string]string) *server {
 			t.Error("serve did not stop within 30 s of its context ending")
 		}
 	})
-	waitHealthy(t, s.base, done)
+	testenv.WaitHealthy(t, s.base, done)
 	return s
 }
 
@@ -86,55 +66,6 @@ func runCmd(t *testing.T, env map[string]string, args ...string) string {
 		t.Fatalf("sungrow %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
 	}
 	return out.String()
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func freePort(t testing.TB) string {
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	return port
-}
-
-// waitHealthy polls /health until the server answers (or stopped is ready: it died).
-func waitHealthy(t *testing.T, base string, stopped <-chan error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-stopped:
-			t.Fatalf("serve stopped before it was healthy: %v", err)
-		default:
-		}
-		res, err := http.Get(base + "/health")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s/health did not answer within 30 s", base)
-}
-
-// await polls ok until it holds, failing the test after 20 s.
-func await(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 20 s for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // metric sums the samples of a metric whose line contains every one of the label
@@ -168,52 +99,9 @@ lines:
 	return sum
 }
 
-// redisServer is a redis-server of the test's own on a free port, which it may stop.
-type redisServer struct {
-	port string
-	url  string
-	cmd  *exec.Cmd
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server is not installed")
-	}
-	port := freePort(t)
-	r := &redisServer{port: port, url: "redis://127.0.0.1:" + port + "/0"}
-	r.start(t)
-	t.Cleanup(func() { r.stop() })
-	return r
-}
-
-func (r *redisServer) start(t *testing.T) {
-	t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", r.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	c := r.client()
-	defer c.Close()
-	await(t, "redis-server to answer", func() bool { return c.Ping(context.Background()).Err() == nil })
-}
-
-func (r *redisServer) stop() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
-
-func (r *redisServer) client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + r.port})
-}
-
 // realtimeKeys counts the cached realtime answers in Redis.
-func (r *redisServer) realtimeKeys(t *testing.T) int {
-	c := r.client()
+func realtimeKeys(t *testing.T, r *testenv.Redis) int {
+	c := r.Client()
 	defer c.Close()
 	keys, err := c.Keys(context.Background(), "realtime:*").Result()
 	if err != nil {
@@ -235,7 +123,7 @@ func startPostgres(t *testing.T) *postgresServer {
 	if err != nil {
 		t.Skip("pg_config is not installed")
 	}
-	p := &postgresServer{bin: strings.TrimSpace(string(out)), port: freePort(t)}
+	p := &postgresServer{bin: strings.TrimSpace(string(out)), port: testenv.FreePort(t)}
 	dir, err := os.MkdirTemp("", "sungrow-reliability-pg-")
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/matryer/is"
 
+	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/loadtest"
 )
 
@@ -50,18 +51,18 @@ func TestLong(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	pg := startPostgres(t)
-	rs := startRedis(t)
+	rs := testenv.StartRedis(t)
 	devices := loadtest.GeneratedDevices(50, "long")
 	env := map[string]string{"DATABASE_URL": pg.url("sungrow")}
 	runCmd(t, env, "migrate", "up")
 
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	logPath := filepath.Join(dir, "serve.log")
 	logFile, err := os.Create(logPath)
 	is.NoErr(err)
 	defer logFile.Close()
 	serve := exec.Command(bin, "serve")
-	serve.Env = append(os.Environ(), "DATABASE_URL="+pg.url("sungrow"), "REDIS_URL="+rs.url,
+	serve.Env = append(os.Environ(), "DATABASE_URL="+pg.url("sungrow"), "REDIS_URL="+rs.URL,
 		"DEVICE_TOKENS="+loadtest.DeviceTokens(devices), "LISTEN_ADDR="+addr)
 	serve.Stdout, serve.Stderr = logFile, logFile
 	is.NoErr(serve.Start())
@@ -76,7 +77,7 @@ func TestLong(t *testing.T) {
 		}
 	})
 	base := "http://" + addr
-	waitHealthy(t, base, exited)
+	testenv.WaitHealthy(t, base, exited)
 	pid := serve.Process.Pid
 
 	// The server's resident memory, sampled while the load runs.
@@ -109,12 +110,12 @@ func TestLong(t *testing.T) {
 	at(15 * time.Second)
 	r.Phase("redis down")
 	endRedis := r.Fault("redis stopped", false) // the cache must hide it: no 5xx expected
-	rs.stop()
+	rs.Stop()
 	at(25 * time.Second)
-	rs.start(t)
+	rs.Start(t)
 	endRedis()
 	r.Phase("after redis")
-	await(t, "caching to resume in the restarted Redis", func() bool { return rs.realtimeKeys(t) > 0 })
+	testenv.Await(t, "caching to resume in the restarted Redis", 20*time.Second, func() bool { return realtimeKeys(t, rs) > 0 })
 	at(35 * time.Second)
 	r.Phase("postgres down")
 	endPG := r.Fault("postgres crash", true)

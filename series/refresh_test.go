@@ -1,13 +1,10 @@
 package series_test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"math"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,39 +42,14 @@ func count(samples []telemetry.Sample) (n int64) {
 // what the aggregate holds without real-time aggregation.
 func materialized(t *testing.T, pool *pgxpool.Pool, agg series.Aggregate, from, to time.Time) int64 {
 	t.Helper()
-	ctx := context.Background()
-	var schema, table string
-	err := pool.QueryRow(ctx, `SELECT materialization_hypertable_schema, materialization_hypertable_name
-		FROM timescaledb_information.continuous_aggregates
-		WHERE view_name = $1 AND view_schema = current_schema()`, string(agg)).Scan(&schema, &table)
-	if err != nil {
-		t.Fatalf("find the materialization of %s: %v", agg, err)
-	}
+	table := testenv.MaterializationTable(t, pool, string(agg))
 	var n int64
-	err = pool.QueryRow(ctx, fmt.Sprintf(`SELECT coalesce(sum(sample_count), 0)::bigint FROM %q.%q
-		WHERE bucket >= $1 AND bucket < $2`, schema, table), from, to).Scan(&n)
+	err := pool.QueryRow(context.Background(), `SELECT coalesce(sum(sample_count), 0)::bigint FROM `+table+`
+		WHERE bucket >= $1 AND bucket < $2`, from, to).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// lockedBuffer is a log sink the refresher writes while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestRefresherMaterializesLateSamplesForGood covers the two ways late samples went
@@ -101,7 +73,7 @@ func TestRefresherMaterializesLateSamplesForGood(t *testing.T) {
 		is.NoErr(series.Refresh(ctx, d.Pool, agg, from, to))
 	}
 
-	var logs lockedBuffer
+	var logs testenv.LogBuffer
 	r := series.NewRefresher(d.Pool, time.UTC, 10*time.Millisecond,
 		slog.New(slog.NewJSONHandler(&logs, nil)), func() time.Time { return now })
 	runCtx, stop := context.WithCancel(ctx)

@@ -281,3 +281,18 @@ func moduleRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// MaterializationTable names (quoted, schema-qualified) the hypertable that holds a
+// continuous aggregate's materialized rows, so a test can look past the view, which
+// answers through real-time aggregation anyway.
+func MaterializationTable(t testing.TB, pool *pgxpool.Pool, view string) string {
+	t.Helper()
+	var schema, table string
+	err := pool.QueryRow(context.Background(), `SELECT materialization_hypertable_schema, materialization_hypertable_name
+		FROM timescaledb_information.continuous_aggregates
+		WHERE view_name = $1 AND view_schema = current_schema()`, view).Scan(&schema, &table)
+	if err != nil {
+		t.Fatalf("find the materialization of %s: %v", view, err)
+	}
+	return pgx.Identifier{schema, table}.Sanitize()
+}

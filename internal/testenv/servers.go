@@ -1,0 +1,150 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// LogBuffer is a log destination that many goroutines may write while a test reads it.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// FreeAddr returns a loopback address whose port nothing listens on right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// FreePort is FreeAddr's port.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(FreeAddr(t))
+	return port
+}
+
+// Await polls ok until it holds, failing the test after timeout.
+func Await(t testing.TB, what string, timeout time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// WaitHealthy polls base/health until it answers 200, as a load balancer would. It
+// fails the test after 30 s, or at once when stopped (may be nil) says the server died.
+func WaitHealthy(t testing.TB, base string, stopped <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-stopped:
+			t.Fatalf("the server stopped before it was healthy: %v", err)
+		default:
+		}
+		res, err := http.Get(base + "/health")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s/health did not answer within 30 s", base)
+}
+
+// Redis is a redis-server of the test's own on a free port, which the test may stop
+// and start again: the shared Redis is never stopped.
+type Redis struct {
+	Port, URL string
+	cmd       *exec.Cmd
+}
+
+// StartRedis starts a Redis for this test and stops it when the test ends.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Skip("redis-server is not installed")
+	}
+	port := FreePort(t)
+	r := &Redis{Port: port, URL: "redis://127.0.0.1:" + port + "/0"}
+	r.Start(t)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Start (re)starts the server, empty, and waits until it answers.
+func (r *Redis) Start(t testing.TB) {
+	t.Helper()
+	r.cmd = exec.Command("redis-server", "--port", r.Port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	c := r.Client()
+	defer c.Close()
+	Await(t, "redis-server to answer", 10*time.Second, func() bool { return c.Ping(context.Background()).Err() == nil })
+}
+
+// Stop kills the server (a crash, not a shutdown); stopping a stopped one does nothing.
+func (r *Redis) Stop() {
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.cmd = nil
+}
+
+// Pause freezes the server (SIGSTOP): it keeps accepting connections and never
+// answers, as a hung Redis does. Resume thaws it.
+func (r *Redis) Pause(t testing.TB) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("pause redis-server: %v", err)
+	}
+}
+
+// Resume thaws a paused server.
+func (r *Redis) Resume(t testing.TB) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("resume redis-server: %v", err)
+	}
+}
+
+// Client connects to the server.
+func (r *Redis) Client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + r.Port})
+}
