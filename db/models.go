@@ -6,6 +6,8 @@ package db
 
 import (
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type SungrowAggregateZone struct {
@@ -47,6 +49,14 @@ type SungrowHourly struct {
 	SumExportPowerW  float64
 }
 
+type SungrowHourlyPrice struct {
+	DeviceID    string
+	Start       time.Time
+	TariffID    int64
+	ImportPrice pgtype.Numeric
+	ExportPrice pgtype.Numeric
+}
+
 type SungrowMonthly struct {
 	DeviceID         string
 	Bucket           time.Time
@@ -75,4 +85,18 @@ type SungrowSample struct {
 	LoadPowerW    float64
 	ExportPowerW  float64
 	SampleCount   int32
+}
+
+type SungrowTariff struct {
+	ID          int64
+	DeviceID    string
+	Kind        string
+	ValidFrom   pgtype.Date
+	StartHour   *int16
+	EndHour     *int16
+	Days        *int16
+	ImportPrice pgtype.Numeric
+	ExportPrice pgtype.Numeric
+	Currency    string
+	CreatedAt   time.Time
 }
