@@ -143,6 +143,7 @@ func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, log
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	svc = svc.WithInterval(series.FixedInterval(cfg.SampleInterval))
 	zone := cfg.TZ.String()
 	switch {
 	case info.AggregateZone == "":

@@ -16,37 +16,47 @@ type SungrowAggregateZone struct {
 }
 
 type SungrowDaily struct {
-	DeviceID         string
-	Bucket           time.Time
-	AvgPvPowerW      float64
-	MaxPvPowerW      float64
-	AvgBatteryPowerW float64
-	AvgBatterySocPct float64
-	AvgLoadPowerW    float64
-	AvgExportPowerW  float64
-	SampleCount      int64
-	SumPvPowerW      float64
-	SumBatteryPowerW float64
-	SumBatterySocPct float64
-	SumLoadPowerW    float64
-	SumExportPowerW  float64
+	DeviceID             string
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumBatteryPowerW     float64
+	SumBatterySocPct     float64
+	SumLoadPowerW        float64
+	SumExportPowerW      float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	PvInverterKwh        *float64
 }
 
 type SungrowHourly struct {
-	DeviceID         string
-	Bucket           time.Time
-	AvgPvPowerW      float64
-	MaxPvPowerW      float64
-	AvgBatteryPowerW float64
-	AvgBatterySocPct float64
-	AvgLoadPowerW    float64
-	AvgExportPowerW  float64
-	SampleCount      int64
-	SumPvPowerW      float64
-	SumBatteryPowerW float64
-	SumBatterySocPct float64
-	SumLoadPowerW    float64
-	SumExportPowerW  float64
+	DeviceID             string
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumBatteryPowerW     float64
+	SumBatterySocPct     float64
+	SumLoadPowerW        float64
+	SumExportPowerW      float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	MaxPvDailyKwh        *float64
 }
 
 type SungrowHourlyPrice struct {
@@ -58,20 +68,25 @@ type SungrowHourlyPrice struct {
 }
 
 type SungrowMonthly struct {
-	DeviceID         string
-	Bucket           time.Time
-	AvgPvPowerW      float64
-	MaxPvPowerW      float64
-	AvgBatteryPowerW float64
-	AvgBatterySocPct float64
-	AvgLoadPowerW    float64
-	AvgExportPowerW  float64
-	SampleCount      int64
-	SumPvPowerW      float64
-	SumBatteryPowerW float64
-	SumBatterySocPct float64
-	SumLoadPowerW    float64
-	SumExportPowerW  float64
+	DeviceID             string
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumBatteryPowerW     float64
+	SumBatterySocPct     float64
+	SumLoadPowerW        float64
+	SumExportPowerW      float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	PvInverterKwh        *float64
 }
 
 type SungrowSample struct {
