@@ -33,6 +33,10 @@ var csvColumns = []struct {
 	{"autarky_pct", func(b series.Bucket) string { return csvOptional(b.AutarkyPct) }},
 	{"balance_kwh", func(b series.Bucket) string { return csvFloat(b.BalanceKWh) }},
 	{"pv_inverter_kwh", func(b series.Bucket) string { return csvOptional(b.PVInverterKWh) }},
+	{"grid_import_cost", func(b series.Bucket) string { return csvOptional(b.GridImportCost) }},
+	{"grid_export_revenue", func(b series.Bucket) string { return csvOptional(b.GridExportRevenue) }},
+	{"savings", func(b series.Bucket) string { return csvOptional(b.Savings) }},
+	{"net_cost", func(b series.Bucket) string { return csvOptional(b.NetCost) }},
 }
 
 // csvFloat writes v with the fewest digits that read back as v, without exponent,

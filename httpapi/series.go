@@ -34,7 +34,8 @@ func handleSeries(logger *slog.Logger, reader SeriesReader, now func() time.Time
 		DeviceID string          `json:"device_id"`
 		Frame    string          `json:"frame"`
 		Series   []series.Bucket `json:"series"`
-		Totals   series.Flows    `json:"totals"`
+		Totals   series.Totals   `json:"totals"`
+		series.Pricing
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		device, err := queryDevice(r)
@@ -76,7 +77,7 @@ func handleSeries(logger *slog.Logger, reader SeriesReader, now func() time.Time
 		if res.Buckets == nil {
 			res.Buckets = []series.Bucket{} // "series": [], never null
 		}
-		encode(w, http.StatusOK, response{DeviceID: device, Frame: frame, Series: res.Buckets, Totals: res.Totals})
+		encode(w, http.StatusOK, response{DeviceID: device, Frame: frame, Series: res.Buckets, Totals: res.Totals, Pricing: res.Pricing})
 	})
 }
 

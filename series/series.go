@@ -26,6 +26,7 @@ type Bucket struct {
 	AvgExportPowerW  float64   `json:"avg_export_power_w"`
 	SampleCount      int64     `json:"sample_count"`
 	Flows
+	Money
 }
 
 // Energy is what flowed over a span, in kWh. A sample stands for sample_count × the
@@ -56,10 +57,12 @@ type Flows struct {
 	PVInverterKWh *float64 `json:"pv_inverter_kwh"`
 }
 
-// Result is one frame: its buckets, ascending, and the flows over all of them.
+// Result is one frame: its buckets, ascending, the flows and money over all of them,
+// and what stands behind the money.
 type Result struct {
 	Buckets []Bucket
-	Totals  Flows
+	Totals  Totals
+	Pricing Pricing
 }
 
 // sums are a span's energy sums in W·samples, as the queries return them.
@@ -356,9 +359,14 @@ func (s *Service) Series(ctx context.Context, deviceID, frameName string, date t
 	if err != nil {
 		return Result{}, fmt.Errorf("read %s series of %q from %s: %w", frameName, deviceID, s.path, err)
 	}
+	money, pricing, err := s.costs(ctx, f.agg, deviceID, from, to)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s money of %q from %s: %w", frameName, deviceID, s.path, err)
+	}
 	interval := s.interval(deviceID)
-	res := Result{Buckets: make([]Bucket, len(rows))}
+	res := Result{Buckets: make([]Bucket, len(rows)), Pricing: pricing}
 	var total sums
+	var totalMoney moneySums
 	for i, r := range rows {
 		sm := sums{pv: r.SumPvPowerW, load: r.SumLoadPowerW, gridImport: r.SumGridImportW,
 			gridExport: r.SumGridExportW, charge: r.SumBatteryChargeW, discharge: r.SumBatteryDischargeW}
@@ -373,8 +381,12 @@ func (s *Service) Series(ctx context.Context, deviceID, frameName string, date t
 			AvgLoadPowerW: r.AvgLoadPowerW, AvgExportPowerW: r.AvgExportPowerW,
 			SampleCount: r.SampleCount, Flows: sm.flows(interval),
 		}
+		if m, ok := money[r.Bucket.Unix()]; ok {
+			res.Buckets[i].Money = m.money(interval)
+			totalMoney.add(m)
+		}
 	}
-	res.Totals = total.flows(interval)
+	res.Totals = Totals{Flows: total.flows(interval), Money: totalMoney.money(interval)}
 	return res, nil
 }
 
