@@ -12,7 +12,8 @@ import (
 
 const costsHourly = `-- name: CostsHourly :many
 WITH e AS (
-    SELECT bucket AS h, sum_load_power_w AS load_w, sum_grid_import_w AS import_w, sum_grid_export_w AS export_w
+    SELECT bucket AS h, sum_load_power_w AS load_w, sum_grid_import_w AS import_w, sum_grid_export_w AS export_w,
+           sample_count AS samples
     FROM sungrow_hourly
     WHERE device_id = $3::text AND bucket >= $4::timestamptz AND bucket < $5::timestamptz
 ),
@@ -29,17 +30,17 @@ versions AS (
     WHERE d.device_id <> '' OR own.first IS NULL OR d.valid_from < own.first
 ),
 local AS (
-    SELECT e.h, e.load_w, e.import_w, e.export_w, l::date AS day, extract(isodow FROM l)::int AS dow, extract(hour FROM l)::int AS hr
+    SELECT e.h, e.load_w, e.import_w, e.export_w, e.samples, l::date AS day, extract(isodow FROM l)::int AS dow, extract(hour FROM l)::int AS hr
     FROM e, LATERAL (SELECT e.h AT TIME ZONE $6::text AS l) z
 ),
 chosen AS (
-    SELECT local.h, local.load_w, local.import_w, local.export_w, local.day, local.dow, local.hr, v.device_id AS tariff_device,
-           coalesce(w.import_price, f.import_price)::float8 AS fix_import,
-           coalesce(w.export_price, f.export_price)::float8 AS fix_export,
+    SELECT local.h, local.load_w, local.import_w, local.export_w, local.samples, local.day, local.dow, local.hr, v.device_id AS tariff_device,
+           coalesce(w.import_price, f.import_price) AS fix_import,
+           coalesce(w.export_price, f.export_price) AS fix_export,
            CASE WHEN hd.start IS NOT NULL OR v.device_id <> '' OR local.h BETWEEN span.dev_first AND span.dev_last
                 THEN 'device' ELSE 'all' END AS layer,
-           hd.start IS NOT NULL AS dev_has, hd.import_price::float8 AS dev_import, hd.export_price::float8 AS dev_export,
-           hg.start IS NOT NULL AS all_has, hg.import_price::float8 AS all_import, hg.export_price::float8 AS all_export,
+           hd.start IS NOT NULL AS dev_has, hd.import_price AS dev_import, hd.export_price AS dev_export,
+           hg.start IS NOT NULL AS all_has, hg.import_price AS all_import, hg.export_price AS all_export,
            local.h BETWEEN span.dev_first AND span.dev_last AS in_dev_span,
            local.h BETWEEN span.all_first AND span.all_last AS in_all_span
     FROM local
@@ -59,7 +60,7 @@ chosen AS (
     LEFT JOIN sungrow_hourly_prices hg ON hg.device_id = '' AND hg.start = local.h
 ),
 priced AS (
-    SELECT h, load_w, import_w, export_w,
+    SELECT h, load_w, import_w, export_w, samples,
            CASE WHEN layer = 'device' AND dev_has THEN dev_import
                 WHEN layer = 'all' AND all_has THEN all_import
                 ELSE fix_import END AS import_price,
@@ -71,6 +72,7 @@ priced AS (
     FROM chosen
 )
 SELECT date_trunc($1::text, h, $2::text)::timestamptz AS bucket,
+       sum(samples)::bigint AS sample_count,
        count(*) FILTER (WHERE import_price IS NOT NULL)::bigint AS priced_hours,
        count(*) FILTER (WHERE import_price IS NULL)::bigint AS unpriced_hours,
        count(*) FILTER (WHERE fallback)::bigint AS fallback_hours,
@@ -93,6 +95,7 @@ type CostsHourlyParams struct {
 
 type CostsHourlyRow struct {
 	Bucket        time.Time
+	SampleCount   int64
 	PricedHours   int64
 	UnpricedHours int64
 	FallbackHours int64
@@ -135,6 +138,7 @@ func (q *Queries) CostsHourly(ctx context.Context, arg CostsHourlyParams) ([]Cos
 		var i CostsHourlyRow
 		if err := rows.Scan(
 			&i.Bucket,
+			&i.SampleCount,
 			&i.PricedHours,
 			&i.UnpricedHours,
 			&i.FallbackHours,
@@ -157,7 +161,8 @@ WITH e AS (
     SELECT date_trunc('hour', ts, $3::text) AS h,
            sum(load_power_w * sample_count) AS load_w,
            sum(greatest(-export_power_w, 0) * sample_count) AS import_w,
-           sum(greatest(export_power_w, 0) * sample_count) AS export_w
+           sum(greatest(export_power_w, 0) * sample_count) AS export_w,
+           sum(sample_count) AS samples
     FROM sungrow_samples
     WHERE device_id = $4::text AND ts >= $5::timestamptz AND ts < $6::timestamptz
     GROUP BY 1
@@ -175,17 +180,17 @@ versions AS (
     WHERE d.device_id <> '' OR own.first IS NULL OR d.valid_from < own.first
 ),
 local AS (
-    SELECT e.h, e.load_w, e.import_w, e.export_w, l::date AS day, extract(isodow FROM l)::int AS dow, extract(hour FROM l)::int AS hr
+    SELECT e.h, e.load_w, e.import_w, e.export_w, e.samples, l::date AS day, extract(isodow FROM l)::int AS dow, extract(hour FROM l)::int AS hr
     FROM e, LATERAL (SELECT e.h AT TIME ZONE $7::text AS l) z
 ),
 chosen AS (
-    SELECT local.h, local.load_w, local.import_w, local.export_w, local.day, local.dow, local.hr, v.device_id AS tariff_device,
-           coalesce(w.import_price, f.import_price)::float8 AS fix_import,
-           coalesce(w.export_price, f.export_price)::float8 AS fix_export,
+    SELECT local.h, local.load_w, local.import_w, local.export_w, local.samples, local.day, local.dow, local.hr, v.device_id AS tariff_device,
+           coalesce(w.import_price, f.import_price) AS fix_import,
+           coalesce(w.export_price, f.export_price) AS fix_export,
            CASE WHEN hd.start IS NOT NULL OR v.device_id <> '' OR local.h BETWEEN span.dev_first AND span.dev_last
                 THEN 'device' ELSE 'all' END AS layer,
-           hd.start IS NOT NULL AS dev_has, hd.import_price::float8 AS dev_import, hd.export_price::float8 AS dev_export,
-           hg.start IS NOT NULL AS all_has, hg.import_price::float8 AS all_import, hg.export_price::float8 AS all_export,
+           hd.start IS NOT NULL AS dev_has, hd.import_price AS dev_import, hd.export_price AS dev_export,
+           hg.start IS NOT NULL AS all_has, hg.import_price AS all_import, hg.export_price AS all_export,
            local.h BETWEEN span.dev_first AND span.dev_last AS in_dev_span,
            local.h BETWEEN span.all_first AND span.all_last AS in_all_span
     FROM local
@@ -205,7 +210,7 @@ chosen AS (
     LEFT JOIN sungrow_hourly_prices hg ON hg.device_id = '' AND hg.start = local.h
 ),
 priced AS (
-    SELECT h, load_w, import_w, export_w,
+    SELECT h, load_w, import_w, export_w, samples,
            CASE WHEN layer = 'device' AND dev_has THEN dev_import
                 WHEN layer = 'all' AND all_has THEN all_import
                 ELSE fix_import END AS import_price,
@@ -217,6 +222,7 @@ priced AS (
     FROM chosen
 )
 SELECT date_trunc($1::text, h, $2::text)::timestamptz AS bucket,
+       sum(samples)::bigint AS sample_count,
        count(*) FILTER (WHERE import_price IS NOT NULL)::bigint AS priced_hours,
        count(*) FILTER (WHERE import_price IS NULL)::bigint AS unpriced_hours,
        count(*) FILTER (WHERE fallback)::bigint AS fallback_hours,
@@ -240,6 +246,7 @@ type CostsRawParams struct {
 
 type CostsRawRow struct {
 	Bucket        time.Time
+	SampleCount   int64
 	PricedHours   int64
 	UnpricedHours int64
 	FallbackHours int64
@@ -280,6 +287,7 @@ func (q *Queries) CostsRaw(ctx context.Context, arg CostsRawParams) ([]CostsRawR
 		var i CostsRawRow
 		if err := rows.Scan(
 			&i.Bucket,
+			&i.SampleCount,
 			&i.PricedHours,
 			&i.UnpricedHours,
 			&i.FallbackHours,
@@ -297,15 +305,136 @@ func (q *Queries) CostsRaw(ctx context.Context, arg CostsRawParams) ([]CostsRawR
 	return items, nil
 }
 
-const deviceCurrency = `-- name: DeviceCurrency :one
-SELECT coalesce((SELECT currency FROM sungrow_tariffs WHERE device_id IN ($1::text, '') LIMIT 1), '')::text AS currency
+const devicePricing = `-- name: DevicePricing :one
+SELECT coalesce((SELECT currency FROM sungrow_tariffs WHERE device_id IN ($1::text, '') LIMIT 1), '')::text AS currency,
+       (SELECT version FROM sungrow_prices_version)::bigint AS prices_version
 `
 
+type DevicePricingRow struct {
+	Currency      string
+	PricesVersion int64
+}
+
 // The currency of the prices a device sees (” without any: one per device, checked
-// by `sungrow tariff`).
-func (q *Queries) DeviceCurrency(ctx context.Context, deviceID string) (string, error) {
-	row := q.db.QueryRow(ctx, deviceCurrency, deviceID)
-	var currency string
-	err := row.Scan(&currency)
-	return currency, err
+// by `sungrow tariff`), and the version of the prices.
+func (q *Queries) DevicePricing(ctx context.Context, deviceID string) (DevicePricingRow, error) {
+	row := q.db.QueryRow(ctx, devicePricing, deviceID)
+	var i DevicePricingRow
+	err := row.Scan(&i.Currency, &i.PricesVersion)
+	return i, err
+}
+
+const keepMoneyDays = `-- name: KeepMoneyDays :exec
+INSERT INTO sungrow_money_daily (device_id, day, zone, prices_version, sample_count, priced_hours,
+                                 unpriced_hours, fallback_hours, import_cost, export_revenue, savings)
+SELECT $1::text, unnest($2::timestamptz[]), $3::text, $4::bigint,
+       unnest($5::bigint[]), unnest($6::bigint[]), unnest($7::bigint[]),
+       unnest($8::bigint[]), unnest($9::float8[]), unnest($10::float8[]),
+       unnest($11::float8[])
+ON CONFLICT (device_id, day) DO UPDATE
+SET zone = excluded.zone, prices_version = excluded.prices_version, sample_count = excluded.sample_count,
+    priced_hours = excluded.priced_hours, unpriced_hours = excluded.unpriced_hours,
+    fallback_hours = excluded.fallback_hours, import_cost = excluded.import_cost,
+    export_revenue = excluded.export_revenue, savings = excluded.savings
+`
+
+type KeepMoneyDaysParams struct {
+	DeviceID       string
+	Days           []time.Time
+	Zone           string
+	PricesVersion  int64
+	SampleCounts   []int64
+	PricedHours    []int64
+	UnpricedHours  []int64
+	FallbackHours  []int64
+	ImportCosts    []float64
+	ExportRevenues []float64
+	Savings        []float64
+}
+
+// Keeps days CostsHourly priced (arrays advance together) under the prices version
+// read before they were priced: a price change racing the pricing leaves rows of the
+// old version, which are never used.
+func (q *Queries) KeepMoneyDays(ctx context.Context, arg KeepMoneyDaysParams) error {
+	_, err := q.db.Exec(ctx, keepMoneyDays,
+		arg.DeviceID,
+		arg.Days,
+		arg.Zone,
+		arg.PricesVersion,
+		arg.SampleCounts,
+		arg.PricedHours,
+		arg.UnpricedHours,
+		arg.FallbackHours,
+		arg.ImportCosts,
+		arg.ExportRevenues,
+		arg.Savings,
+	)
+	return err
+}
+
+const moneyDays = `-- name: MoneyDays :many
+SELECT d.bucket AS day, (m.day IS NOT NULL)::boolean AS kept,
+       coalesce(m.priced_hours, 0)::bigint AS priced_hours, coalesce(m.unpriced_hours, 0)::bigint AS unpriced_hours,
+       coalesce(m.fallback_hours, 0)::bigint AS fallback_hours, coalesce(m.import_cost, 0)::float8 AS import_cost,
+       coalesce(m.export_revenue, 0)::float8 AS export_revenue, coalesce(m.savings, 0)::float8 AS savings
+FROM sungrow_daily d
+LEFT JOIN sungrow_money_daily m ON m.device_id = d.device_id AND m.day = d.bucket AND m.sample_count = d.sample_count
+    AND m.zone = $1::text AND m.prices_version = (SELECT version FROM sungrow_prices_version)
+WHERE d.device_id = $2::text AND d.bucket >= $3::timestamptz AND d.bucket < $4::timestamptz
+ORDER BY d.bucket
+`
+
+type MoneyDaysParams struct {
+	Zone     string
+	DeviceID string
+	FromTs   time.Time
+	ToTs     time.Time
+}
+
+type MoneyDaysRow struct {
+	Day           time.Time
+	Kept          bool
+	PricedHours   int64
+	UnpricedHours int64
+	FallbackHours int64
+	ImportCost    float64
+	ExportRevenue float64
+	Savings       float64
+}
+
+// Every local day with samples in [from_ts, to_ts) (the daily aggregate's buckets),
+// with the money kept for it if that still describes the day (see
+// sungrow_money_daily); the caller prices the others with CostsHourly.
+func (q *Queries) MoneyDays(ctx context.Context, arg MoneyDaysParams) ([]MoneyDaysRow, error) {
+	rows, err := q.db.Query(ctx, moneyDays,
+		arg.Zone,
+		arg.DeviceID,
+		arg.FromTs,
+		arg.ToTs,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []MoneyDaysRow
+	for rows.Next() {
+		var i MoneyDaysRow
+		if err := rows.Scan(
+			&i.Day,
+			&i.Kept,
+			&i.PricedHours,
+			&i.UnpricedHours,
+			&i.FallbackHours,
+			&i.ImportCost,
+			&i.ExportRevenue,
+			&i.Savings,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -63,8 +63,22 @@ type SungrowHourlyPrice struct {
 	DeviceID    string
 	Start       time.Time
 	TariffID    int64
-	ImportPrice pgtype.Numeric
-	ExportPrice pgtype.Numeric
+	ImportPrice float64
+	ExportPrice *float64
+}
+
+type SungrowMoneyDaily struct {
+	DeviceID      string
+	Day           time.Time
+	Zone          string
+	PricesVersion int64
+	SampleCount   int64
+	PricedHours   int64
+	UnpricedHours int64
+	FallbackHours int64
+	ImportCost    float64
+	ExportRevenue float64
+	Savings       float64
 }
 
 type SungrowMonthly struct {
@@ -89,6 +103,11 @@ type SungrowMonthly struct {
 	PvInverterKwh        *float64
 }
 
+type SungrowPricesVersion struct {
+	Version int64
+	One     bool
+}
+
 type SungrowSample struct {
 	DeviceID      string
 	Ts            time.Time
@@ -110,8 +129,8 @@ type SungrowTariff struct {
 	StartHour   *int16
 	EndHour     *int16
 	Days        *int16
-	ImportPrice pgtype.Numeric
-	ExportPrice pgtype.Numeric
+	ImportPrice *float64
+	ExportPrice *float64
 	Currency    string
 	CreatedAt   time.Time
 }

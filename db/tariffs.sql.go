@@ -10,6 +10,16 @@ import (
 	"time"
 )
 
+const bumpPricesVersion = `-- name: BumpPricesVersion :exec
+UPDATE sungrow_prices_version SET version = version + 1
+`
+
+// Every change of a price makes the money kept for past days stale.
+func (q *Queries) BumpPricesVersion(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, bumpPricesVersion)
+	return err
+}
+
 const deleteEmptyImports = `-- name: DeleteEmptyImports :execrows
 DELETE FROM sungrow_tariffs t
 WHERE t.kind = 'hourly' AND NOT EXISTS (SELECT 1 FROM sungrow_hourly_prices h WHERE h.tariff_id = t.id)
@@ -79,7 +89,7 @@ func (q *Queries) ImportedHours(ctx context.Context, tariffIds []int64) ([]Impor
 const insertHourlyPrices = `-- name: InsertHourlyPrices :execrows
 INSERT INTO sungrow_hourly_prices (device_id, start, tariff_id, import_price, export_price)
 SELECT $1::text, unnest($2::timestamptz[]), $3::bigint,
-       unnest($4::text[])::numeric, nullif(unnest($5::text[]), '')::numeric
+       unnest($4::text[])::float8, nullif(unnest($5::text[]), '')::float8
 ON CONFLICT (device_id, start) DO UPDATE
 SET tariff_id = excluded.tariff_id, import_price = excluded.import_price, export_price = excluded.export_price
 `
@@ -112,7 +122,7 @@ const insertTariff = `-- name: InsertTariff :one
 INSERT INTO sungrow_tariffs (device_id, kind, valid_from, start_hour, end_hour, days,
                              import_price, export_price, currency)
 VALUES ($1, $2, ($3::text)::date, $4, $5,
-        $6, ($7::text)::numeric, ($8::text)::numeric,
+        $6, ($7::text)::float8, ($8::text)::float8,
         $9)
 RETURNING id
 `

@@ -5,7 +5,8 @@
 -- beginning in @bucket_zone. Negative prices count as they are. Ranges are half-open
 -- [from_ts, to_ts) and aligned to the buckets.
 WITH e AS (
-    SELECT bucket AS h, sum_load_power_w AS load_w, sum_grid_import_w AS import_w, sum_grid_export_w AS export_w
+    SELECT bucket AS h, sum_load_power_w AS load_w, sum_grid_import_w AS import_w, sum_grid_export_w AS export_w,
+           sample_count AS samples
     FROM sungrow_hourly
     WHERE device_id = @device_id::text AND bucket >= @from_ts::timestamptz AND bucket < @to_ts::timestamptz
 ),
@@ -36,12 +37,12 @@ local AS (
 -- "fallback": no hourly price, though the hour lies within the hourly prices in use.
 chosen AS (
     SELECT local.*, v.device_id AS tariff_device,
-           coalesce(w.import_price, f.import_price)::float8 AS fix_import,
-           coalesce(w.export_price, f.export_price)::float8 AS fix_export,
+           coalesce(w.import_price, f.import_price) AS fix_import,
+           coalesce(w.export_price, f.export_price) AS fix_export,
            CASE WHEN hd.start IS NOT NULL OR v.device_id <> '' OR local.h BETWEEN span.dev_first AND span.dev_last
                 THEN 'device' ELSE 'all' END AS layer,
-           hd.start IS NOT NULL AS dev_has, hd.import_price::float8 AS dev_import, hd.export_price::float8 AS dev_export,
-           hg.start IS NOT NULL AS all_has, hg.import_price::float8 AS all_import, hg.export_price::float8 AS all_export,
+           hd.start IS NOT NULL AS dev_has, hd.import_price AS dev_import, hd.export_price AS dev_export,
+           hg.start IS NOT NULL AS all_has, hg.import_price AS all_import, hg.export_price AS all_export,
            local.h BETWEEN span.dev_first AND span.dev_last AS in_dev_span,
            local.h BETWEEN span.all_first AND span.all_last AS in_all_span
     FROM local
@@ -61,7 +62,7 @@ chosen AS (
     LEFT JOIN sungrow_hourly_prices hg ON hg.device_id = '' AND hg.start = local.h
 ),
 priced AS (
-    SELECT h, load_w, import_w, export_w,
+    SELECT h, load_w, import_w, export_w, samples,
            CASE WHEN layer = 'device' AND dev_has THEN dev_import
                 WHEN layer = 'all' AND all_has THEN all_import
                 ELSE fix_import END AS import_price,
@@ -75,6 +76,7 @@ priced AS (
 -- Money in W·samples × price per kWh (the caller scales by the sample interval), over
 -- the hours with a price; the hour counts say how many had one.
 SELECT date_trunc(@unit::text, h, @bucket_zone::text)::timestamptz AS bucket,
+       sum(samples)::bigint AS sample_count,
        count(*) FILTER (WHERE import_price IS NOT NULL)::bigint AS priced_hours,
        count(*) FILTER (WHERE import_price IS NULL)::bigint AS unpriced_hours,
        count(*) FILTER (WHERE fallback)::bigint AS fallback_hours,
@@ -92,7 +94,8 @@ WITH e AS (
     SELECT date_trunc('hour', ts, @hour_zone::text) AS h,
            sum(load_power_w * sample_count) AS load_w,
            sum(greatest(-export_power_w, 0) * sample_count) AS import_w,
-           sum(greatest(export_power_w, 0) * sample_count) AS export_w
+           sum(greatest(export_power_w, 0) * sample_count) AS export_w,
+           sum(sample_count) AS samples
     FROM sungrow_samples
     WHERE device_id = @device_id::text AND ts >= @from_ts::timestamptz AND ts < @to_ts::timestamptz
     GROUP BY 1
@@ -124,12 +127,12 @@ local AS (
 -- "fallback": no hourly price, though the hour lies within the hourly prices in use.
 chosen AS (
     SELECT local.*, v.device_id AS tariff_device,
-           coalesce(w.import_price, f.import_price)::float8 AS fix_import,
-           coalesce(w.export_price, f.export_price)::float8 AS fix_export,
+           coalesce(w.import_price, f.import_price) AS fix_import,
+           coalesce(w.export_price, f.export_price) AS fix_export,
            CASE WHEN hd.start IS NOT NULL OR v.device_id <> '' OR local.h BETWEEN span.dev_first AND span.dev_last
                 THEN 'device' ELSE 'all' END AS layer,
-           hd.start IS NOT NULL AS dev_has, hd.import_price::float8 AS dev_import, hd.export_price::float8 AS dev_export,
-           hg.start IS NOT NULL AS all_has, hg.import_price::float8 AS all_import, hg.export_price::float8 AS all_export,
+           hd.start IS NOT NULL AS dev_has, hd.import_price AS dev_import, hd.export_price AS dev_export,
+           hg.start IS NOT NULL AS all_has, hg.import_price AS all_import, hg.export_price AS all_export,
            local.h BETWEEN span.dev_first AND span.dev_last AS in_dev_span,
            local.h BETWEEN span.all_first AND span.all_last AS in_all_span
     FROM local
@@ -149,7 +152,7 @@ chosen AS (
     LEFT JOIN sungrow_hourly_prices hg ON hg.device_id = '' AND hg.start = local.h
 ),
 priced AS (
-    SELECT h, load_w, import_w, export_w,
+    SELECT h, load_w, import_w, export_w, samples,
            CASE WHEN layer = 'device' AND dev_has THEN dev_import
                 WHEN layer = 'all' AND all_has THEN all_import
                 ELSE fix_import END AS import_price,
@@ -163,6 +166,7 @@ priced AS (
 -- Money in W·samples × price per kWh (the caller scales by the sample interval), over
 -- the hours with a price; the hour counts say how many had one.
 SELECT date_trunc(@unit::text, h, @bucket_zone::text)::timestamptz AS bucket,
+       sum(samples)::bigint AS sample_count,
        count(*) FILTER (WHERE import_price IS NOT NULL)::bigint AS priced_hours,
        count(*) FILTER (WHERE import_price IS NULL)::bigint AS unpriced_hours,
        count(*) FILTER (WHERE fallback)::bigint AS fallback_hours,
@@ -173,7 +177,38 @@ FROM priced
 GROUP BY 1
 ORDER BY 1;
 
--- name: DeviceCurrency :one
+-- name: DevicePricing :one
 -- The currency of the prices a device sees ('' without any: one per device, checked
--- by `sungrow tariff`).
-SELECT coalesce((SELECT currency FROM sungrow_tariffs WHERE device_id IN (@device_id::text, '') LIMIT 1), '')::text AS currency;
+-- by `sungrow tariff`), and the version of the prices.
+SELECT coalesce((SELECT currency FROM sungrow_tariffs WHERE device_id IN (@device_id::text, '') LIMIT 1), '')::text AS currency,
+       (SELECT version FROM sungrow_prices_version)::bigint AS prices_version;
+
+-- name: MoneyDays :many
+-- Every local day with samples in [from_ts, to_ts) (the daily aggregate's buckets),
+-- with the money kept for it if that still describes the day (see
+-- sungrow_money_daily); the caller prices the others with CostsHourly.
+SELECT d.bucket AS day, (m.day IS NOT NULL)::boolean AS kept,
+       coalesce(m.priced_hours, 0)::bigint AS priced_hours, coalesce(m.unpriced_hours, 0)::bigint AS unpriced_hours,
+       coalesce(m.fallback_hours, 0)::bigint AS fallback_hours, coalesce(m.import_cost, 0)::float8 AS import_cost,
+       coalesce(m.export_revenue, 0)::float8 AS export_revenue, coalesce(m.savings, 0)::float8 AS savings
+FROM sungrow_daily d
+LEFT JOIN sungrow_money_daily m ON m.device_id = d.device_id AND m.day = d.bucket AND m.sample_count = d.sample_count
+    AND m.zone = @zone::text AND m.prices_version = (SELECT version FROM sungrow_prices_version)
+WHERE d.device_id = @device_id::text AND d.bucket >= @from_ts::timestamptz AND d.bucket < @to_ts::timestamptz
+ORDER BY d.bucket;
+
+-- name: KeepMoneyDays :exec
+-- Keeps days CostsHourly priced (arrays advance together) under the prices version
+-- read before they were priced: a price change racing the pricing leaves rows of the
+-- old version, which are never used.
+INSERT INTO sungrow_money_daily (device_id, day, zone, prices_version, sample_count, priced_hours,
+                                 unpriced_hours, fallback_hours, import_cost, export_revenue, savings)
+SELECT @device_id::text, unnest(@days::timestamptz[]), @zone::text, @prices_version::bigint,
+       unnest(@sample_counts::bigint[]), unnest(@priced_hours::bigint[]), unnest(@unpriced_hours::bigint[]),
+       unnest(@fallback_hours::bigint[]), unnest(@import_costs::float8[]), unnest(@export_revenues::float8[]),
+       unnest(@savings::float8[])
+ON CONFLICT (device_id, day) DO UPDATE
+SET zone = excluded.zone, prices_version = excluded.prices_version, sample_count = excluded.sample_count,
+    priced_hours = excluded.priced_hours, unpriced_hours = excluded.unpriced_hours,
+    fallback_hours = excluded.fallback_hours, import_cost = excluded.import_cost,
+    export_revenue = excluded.export_revenue, savings = excluded.savings;

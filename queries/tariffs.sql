@@ -3,6 +3,10 @@
 -- them cannot both pass the currency and overlap checks and then disagree.
 SELECT pg_advisory_xact_lock(@key::bigint);
 
+-- name: BumpPricesVersion :exec
+-- Every change of a price makes the money kept for past days stale.
+UPDATE sungrow_prices_version SET version = version + 1;
+
 -- name: TariffCurrencies :many
 -- The currencies a new price of @device_id ('' = all devices) must agree with: its
 -- own and the all-devices prices, or for all devices every price.
@@ -22,7 +26,7 @@ ORDER BY id;
 INSERT INTO sungrow_tariffs (device_id, kind, valid_from, start_hour, end_hour, days,
                              import_price, export_price, currency)
 VALUES (@device_id, @kind, (sqlc.narg(valid_from)::text)::date, sqlc.narg(start_hour), sqlc.narg(end_hour),
-        sqlc.narg(days), (sqlc.narg(import_price)::text)::numeric, (sqlc.narg(export_price)::text)::numeric,
+        sqlc.narg(days), (sqlc.narg(import_price)::text)::float8, (sqlc.narg(export_price)::text)::float8,
         @currency)
 RETURNING id;
 
@@ -31,7 +35,7 @@ RETURNING id;
 -- before is taken over by this import. Missing export prices travel as ''.
 INSERT INTO sungrow_hourly_prices (device_id, start, tariff_id, import_price, export_price)
 SELECT @device_id::text, unnest(@starts::timestamptz[]), @tariff_id::bigint,
-       unnest(@import_prices::text[])::numeric, nullif(unnest(@export_prices::text[]), '')::numeric
+       unnest(@import_prices::text[])::float8, nullif(unnest(@export_prices::text[]), '')::float8
 ON CONFLICT (device_id, start) DO UPDATE
 SET tariff_id = excluded.tariff_id, import_price = excluded.import_price, export_price = excluded.export_price;
 

@@ -71,40 +71,145 @@ func (a moneySums) money(interval time.Duration) Money {
 // costs reads the money of agg's buckets over [from, to) on this service's path, keyed
 // by bucket start (Unix seconds), or nothing when the device has no prices.
 func (s *Service) costs(ctx context.Context, agg Aggregate, device string, from, to time.Time) (map[int64]moneySums, Pricing, error) {
-	currency, err := s.q.DeviceCurrency(ctx, device)
+	pr, err := s.q.DevicePricing(ctx, device)
 	if err != nil {
 		return nil, Pricing{}, fmt.Errorf("read the currency: %w", err)
 	}
-	if currency == "" {
+	if pr.Currency == "" {
 		return nil, Pricing{}, nil
 	}
-	bucketZone := s.loc.String()
-	if agg == Hourly {
-		bucketZone = s.hourZone
+	m := money{p: Pricing{Currency: &pr.Currency}, buckets: map[int64]moneySums{}}
+	if s.path != PathAggregates || agg == Hourly {
+		zone := s.loc.String()
+		if agg == Hourly {
+			zone = s.hourZone
+		}
+		rows, err := s.price(ctx, agg.unit(), zone, device, from, to)
+		if err != nil {
+			return nil, Pricing{}, err
+		}
+		for _, r := range rows {
+			m.add(r.Bucket, r)
+		}
+		return m.buckets, m.p, nil
 	}
+	if err := s.costsByDay(ctx, agg, device, from, to, pr.PricesVersion, &m); err != nil {
+		return nil, Pricing{}, err
+	}
+	return m.buckets, m.p, nil
+}
+
+// money gathers priced rows into buckets and the frame's hour counts.
+type money struct {
+	p       Pricing
+	buckets map[int64]moneySums
+}
+
+func (m *money) add(bucket time.Time, r db.CostsRawRow) {
+	m.p.FallbackHours += r.FallbackHours
+	m.p.UnpricedHours += r.UnpricedHours
+	b := m.buckets[bucket.Unix()]
+	b.add(moneySums{importCost: r.ImportCost, exportRevenue: r.ExportRevenue, savings: r.Savings, priced: r.PricedHours})
+	m.buckets[bucket.Unix()] = b
+}
+
+// maxPricedRuns bounds the queries one answer spends on days not kept: beyond it, the
+// span from the first such day to the last is priced in one.
+const maxPricedRuns = 8
+
+// costsByDay sums the money of daily and monthly buckets from the money kept per local
+// day (sungrow_money_daily), pricing hour by hour only the days without a valid one,
+// and keeping those of them that are over. The days come from the daily aggregate, so
+// a day without samples costs nothing.
+func (s *Service) costsByDay(ctx context.Context, agg Aggregate, device string, from, to time.Time, version int64, m *money) error {
+	zone := s.loc.String()
+	days, err := s.q.MoneyDays(ctx, db.MoneyDaysParams{DeviceID: device, FromTs: from, ToTs: to, Zone: zone})
+	if err != nil {
+		return fmt.Errorf("read the money kept per day: %w", err)
+	}
+	// Runs of consecutive days (among the days with samples) without kept money.
+	var runs []span
+	for i, d := range days {
+		if d.Kept {
+			continue
+		}
+		if i > 0 && !days[i-1].Kept {
+			runs[len(runs)-1].to = Daily.Next(d.Day, s.loc)
+			continue
+		}
+		runs = append(runs, span{d.Day, Daily.Next(d.Day, s.loc)})
+	}
+	if len(runs) > maxPricedRuns {
+		runs = []span{{runs[0].from, runs[len(runs)-1].to}}
+	}
+	today := Daily.Floor(s.now(), s.loc)
+	for _, d := range days {
+		if d.Kept && !inRuns(d.Day, runs) {
+			m.add(agg.Floor(d.Day, s.loc), db.CostsRawRow{PricedHours: d.PricedHours, UnpricedHours: d.UnpricedHours,
+				FallbackHours: d.FallbackHours, ImportCost: d.ImportCost, ExportRevenue: d.ExportRevenue, Savings: d.Savings})
+		}
+	}
+	for _, r := range runs {
+		rows, err := s.price(ctx, "day", zone, device, r.from, r.to)
+		if err != nil {
+			return err
+		}
+		keep := db.KeepMoneyDaysParams{DeviceID: device, Zone: zone, PricesVersion: version}
+		for _, row := range rows {
+			m.add(agg.Floor(row.Bucket, s.loc), row)
+			if !row.Bucket.Before(today) {
+				continue // not over yet: priced again on every answer
+			}
+			keep.Days = append(keep.Days, row.Bucket)
+			keep.SampleCounts = append(keep.SampleCounts, row.SampleCount)
+			keep.PricedHours = append(keep.PricedHours, row.PricedHours)
+			keep.UnpricedHours = append(keep.UnpricedHours, row.UnpricedHours)
+			keep.FallbackHours = append(keep.FallbackHours, row.FallbackHours)
+			keep.ImportCosts = append(keep.ImportCosts, row.ImportCost)
+			keep.ExportRevenues = append(keep.ExportRevenues, row.ExportRevenue)
+			keep.Savings = append(keep.Savings, row.Savings)
+		}
+		if len(keep.Days) > 0 {
+			if err := s.q.KeepMoneyDays(ctx, keep); err != nil {
+				return fmt.Errorf("keep the money of %d days: %w", len(keep.Days), err)
+			}
+		}
+	}
+	return nil
+}
+
+// span is a half-open time range [from, to).
+type span struct{ from, to time.Time }
+
+// inRuns reports whether t falls in one of the spans.
+func inRuns(t time.Time, runs []span) bool {
+	for _, r := range runs {
+		if !t.Before(r.from) && t.Before(r.to) {
+			return true
+		}
+	}
+	return false
+}
+
+// price runs the hour-by-hour pricing of [from, to) on this service's path, summed
+// into unit buckets beginning in bucketZone.
+func (s *Service) price(ctx context.Context, unit, bucketZone, device string, from, to time.Time) ([]db.CostsRawRow, error) {
 	var rows []db.CostsRawRow
+	var err error
 	if s.path == PathRaw {
 		rows, err = s.q.CostsRaw(ctx, db.CostsRawParams{HourZone: s.hourZone, DeviceID: device, FromTs: from, ToTs: to,
-			Zone: s.loc.String(), Unit: agg.unit(), BucketZone: bucketZone})
+			Zone: s.loc.String(), Unit: unit, BucketZone: bucketZone})
 	} else {
 		var hourly []db.CostsHourlyRow
 		hourly, err = s.q.CostsHourly(ctx, db.CostsHourlyParams{DeviceID: device, FromTs: from, ToTs: to,
-			Zone: s.loc.String(), Unit: agg.unit(), BucketZone: bucketZone})
+			Zone: s.loc.String(), Unit: unit, BucketZone: bucketZone})
 		rows = make([]db.CostsRawRow, len(hourly))
 		for i, r := range hourly {
 			rows[i] = db.CostsRawRow(r)
 		}
 	}
 	if err != nil {
-		return nil, Pricing{}, fmt.Errorf("price the hours: %w", err)
+		return nil, fmt.Errorf("price the hours from %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
-	p := Pricing{Currency: &currency}
-	out := make(map[int64]moneySums, len(rows))
-	for _, r := range rows {
-		p.FallbackHours += r.FallbackHours
-		p.UnpricedHours += r.UnpricedHours
-		out[r.Bucket.Unix()] = moneySums{importCost: r.ImportCost, exportRevenue: r.ExportRevenue,
-			savings: r.Savings, priced: r.PricedHours}
-	}
-	return out, p, nil
+	return rows, nil
 }

@@ -174,7 +174,15 @@ func expectMoney(samples []telemetry.Sample, from, to time.Time, floor func(time
 		hours[h].imp += math.Max(-s.ExportPowerW, 0) * c * k
 		hours[h].exp += math.Max(s.ExportPowerW, 0) * c * k
 	}
-	first, last := time.Date(2026, 6, 1, 0, 0, 0, 0, loc), time.Date(2026, 6, 30, 23, 0, 0, 0, loc)
+	var first, last time.Time // the span of the hourly prices
+	for h := range hourly {
+		if first.IsZero() || h.Before(first) {
+			first = h
+		}
+		if h.After(last) {
+			last = h
+		}
+	}
 	out := map[time.Time]*wantMoney{}
 	var total wantMoney
 	for h, e := range hours {
@@ -189,7 +197,7 @@ func expectMoney(samples []telemetry.Sample, from, to time.Time, floor func(time
 			total.unpriced++
 			continue
 		}
-		if _, has := hourly[h]; !has && !h.Before(first) && !h.After(last) {
+		if _, has := hourly[h]; !has && len(hourly) > 0 && !h.Before(first) && !h.After(last) {
 			w.fallback++
 			total.fallback++
 		}
@@ -264,6 +272,7 @@ func TestMoneyHourByHour(t *testing.T) {
 	for _, b := range testenv.Backends {
 		t.Run(string(b), func(t *testing.T) {
 			t.Parallel()
+			samples := samples // this backend's own: a late sample joins it below
 			is := is.New(t)
 			ctx := context.Background()
 			d := testenv.NewEmpty(t, b)
@@ -277,8 +286,10 @@ func TestMoneyHourByHour(t *testing.T) {
 			}
 			svc, info, err := series.Open(ctx, d.Pool, loc)
 			is.NoErr(err)
-			svc = svc.WithInterval(series.FixedInterval(costInterval))
-			paths := map[string]*series.Service{"raw": series.NewRaw(d.Pool, loc).WithInterval(series.FixedInterval(costInterval))}
+			// Every fixture day is over by then, so its money may be kept.
+			clock := func() time.Time { return time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC) }
+			svc = svc.WithInterval(series.FixedInterval(costInterval)).WithClock(clock)
+			paths := map[string]*series.Service{"raw": series.NewRaw(d.Pool, loc).WithInterval(series.FixedInterval(costInterval)).WithClock(clock)}
 			if b == testenv.TimescaleDB {
 				is.Equal(info.Path, series.PathAggregates)
 				// Materialized up to mid-August; the rest is real-time aggregation.
@@ -299,7 +310,8 @@ func TestMoneyHourByHour(t *testing.T) {
 			is.True(res.Pricing.Currency == nil)
 			is.True(res.Totals.GridImportCost == nil && res.Buckets[0].Savings == nil)
 
-			hourly := setPrices(t, tariff.NewStore(d.Pool), loc)
+			prices := tariff.NewStore(d.Pool)
+			hourly := setPrices(t, prices, loc)
 			floors := map[string]func(time.Time) time.Time{
 				"day":   func(t time.Time) time.Time { return series.Hourly.Floor(t, loc) },
 				"week":  func(t time.Time) time.Time { return series.Daily.Floor(t, loc) },
@@ -307,10 +319,42 @@ func TestMoneyHourByHour(t *testing.T) {
 				"year":  func(t time.Time) time.Time { return series.Monthly.Floor(t, loc) },
 				"all":   func(t time.Time) time.Time { return series.Monthly.Floor(t, loc) },
 			}
-			for _, c := range []struct {
+			type frameCase struct {
 				frame, date string
 				from, to    time.Time
-			}{
+			}
+			check := func(stage string, cases []frameCase) {
+				t.Helper()
+				for _, c := range cases {
+					want, total := expectMoney(samples, c.from, c.to, floors[c.frame], loc, hourly)
+					results := map[string]series.Result{}
+					// Twice: the second answer reads the money kept for the days the
+					// first one priced (on the aggregates).
+					for pass := 1; pass <= 2; pass++ {
+						for name, p := range paths {
+							res, err := p.Series(ctx, costDevice, c.frame, date(c.date))
+							is.NoErr(err)
+							checkFrameMoney(t, fmt.Sprintf("%s: %s %s %s, pass %d", stage, name, c.frame, c.date, pass), res, want, total)
+							results[name] = res
+						}
+					}
+					agg, ok := results["aggregates"]
+					if !ok {
+						continue
+					}
+					raw := results["raw"]
+					for i := range agg.Buckets {
+						a, r := agg.Buckets[i].Money, raw.Buckets[i].Money
+						if (a.Savings == nil) != (r.Savings == nil) || a.Savings != nil &&
+							math.Abs(*a.Savings-*r.Savings) > 1e-12*math.Max(1, math.Abs(*r.Savings)) {
+							t.Errorf("%s: %s %s bucket %d: aggregates and raw samples disagree", stage, c.frame, c.date, i)
+						}
+					}
+					is.Equal(agg.Pricing.FallbackHours, raw.Pricing.FallbackHours)
+					is.Equal(agg.Pricing.UnpricedHours, raw.Pricing.UnpricedHours)
+				}
+			}
+			check("prices set", []frameCase{
 				{"day", "2025-12-31", date("2025-12-31"), date("2026-01-01")}, // no price yet
 				{"day", "2026-02-15", date("2026-02-15"), date("2026-02-16")}, // the device's own price begins
 				{"day", "2026-03-29", date("2026-03-29"), date("2026-03-30")}, // 23 hours
@@ -326,29 +370,42 @@ func TestMoneyHourByHour(t *testing.T) {
 				{"year", "2025-06-01", date("2025-01-01"), date("2026-01-01")},
 				{"year", "2026-06-01", date("2026-01-01"), date("2027-01-01")},
 				{"all", "", date("1970-01-01"), date("2199-01-01")},
-			} {
-				want, total := expectMoney(samples, c.from, c.to, floors[c.frame], loc, hourly)
-				results := map[string]series.Result{}
-				for name, p := range paths {
-					res, err := p.Series(ctx, costDevice, c.frame, date(c.date))
-					is.NoErr(err)
-					checkFrameMoney(t, fmt.Sprintf("%s %s %s", name, c.frame, c.date), res, want, total)
-					results[name] = res
-				}
-				if agg, ok := results["aggregates"]; ok {
-					raw := results["raw"]
-					for i := range agg.Buckets {
-						a, r := agg.Buckets[i].Money, raw.Buckets[i].Money
-						if (a.Savings == nil) != (r.Savings == nil) || a.Savings != nil &&
-							math.Abs(*a.Savings-*r.Savings) > 1e-12*math.Max(1, math.Abs(*r.Savings)) {
-							t.Errorf("%s %s bucket %d: aggregates and raw samples disagree", c.frame, c.date, i)
-						}
-					}
-					is.Equal(*agg.Pricing.Currency, *raw.Pricing.Currency)
-					is.Equal(agg.Pricing.FallbackHours, raw.Pricing.FallbackHours)
-					is.Equal(agg.Pricing.UnpricedHours, raw.Pricing.UnpricedHours)
+			})
+
+			var kept int
+			is.NoErr(d.Pool.QueryRow(ctx, "SELECT count(*) FROM sungrow_money_daily").Scan(&kept))
+			if b == testenv.TimescaleDB {
+				is.True(kept > 300) // the second passes read the days the first ones priced
+			} else {
+				is.Equal(kept, 0) // the raw path prices every answer
+			}
+
+			// The money kept for past days follows a price change (the June import
+			// removed: June falls back to time of use) and a late sample.
+			list, err := prices.List(ctx, costDevice)
+			is.NoErr(err)
+			for _, p := range list {
+				if p.Kind == tariff.Hourly {
+					is.NoErr(prices.Remove(ctx, p.ID))
 				}
 			}
+			hourly = nil
+			late := telemetry.Sample{DeviceID: costDevice, TS: time.Date(2026, 3, 10, 12, 5, 0, 0, time.UTC),
+				PVPowerW: 100, BatteryPowerW: 0, LoadPowerW: 4000, ExportPowerW: -3000.5, SampleCount: 3}
+			_, err = store.Insert(ctx, costDevice, []telemetry.Sample{late})
+			is.NoErr(err)
+			samples = append(samples[:len(samples):len(samples)], late)
+			if b == testenv.TimescaleDB {
+				for _, agg := range series.Aggregates {
+					is.NoErr(series.Refresh(ctx, d.Pool, agg, time.Time{}, time.Date(2026, 8, 15, 0, 0, 0, 0, loc)))
+				}
+			}
+			check("June import removed, a late sample", []frameCase{
+				{"month", "2026-03-10", date("2026-03-01"), date("2026-04-01")},
+				{"month", "2026-06-10", date("2026-06-01"), date("2026-07-01")},
+				{"year", "2026-06-01", date("2026-01-01"), date("2027-01-01")},
+				{"all", "", date("1970-01-01"), date("2199-01-01")},
+			})
 		})
 	}
 }

@@ -266,6 +266,8 @@ type Service struct {
 	// not nest in loc's days (Asia/Kolkata), where they are loc's own hours.
 	hourZone string
 	interval IntervalFunc
+	// now says which local days are over, so their money may be kept.
+	now func() time.Time
 }
 
 func newService(q *db.Queries, loc *time.Location, path Path) *Service {
@@ -273,7 +275,8 @@ func newService(q *db.Queries, loc *time.Location, path Path) *Service {
 	if wholeHourZone(loc) {
 		hourZone = "UTC" // as in the hourly aggregate, on every path
 	}
-	return &Service{q: q, loc: loc, path: path, hourZone: hourZone, interval: FixedInterval(DefaultSampleInterval)}
+	return &Service{q: q, loc: loc, path: path, hourZone: hourZone, interval: FixedInterval(DefaultSampleInterval),
+		now: time.Now}
 }
 
 // WithInterval returns a copy of s that reads each device's sample interval from f
@@ -281,6 +284,13 @@ func newService(q *db.Queries, loc *time.Location, path Path) *Service {
 func (s *Service) WithInterval(f IntervalFunc) *Service {
 	c := *s
 	c.interval = f
+	return &c
+}
+
+// WithClock returns a copy of s whose clock is now (default: time.Now).
+func (s *Service) WithClock(now func() time.Time) *Service {
+	c := *s
+	c.now = now
 	return &c
 }
 

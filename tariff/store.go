@@ -40,12 +40,16 @@ type Store struct{ pool *pgxpool.Pool }
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// inTx runs fn in one transaction holding the tariff lock: all or nothing is written.
+// inTx runs fn in one transaction holding the tariff lock, and marks the money series
+// kept for past days stale: all or nothing is written.
 func (s *Store) inTx(ctx context.Context, fn func(q *db.Queries) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := db.New(tx)
 		if err := q.TariffLock(ctx, lockKey); err != nil {
 			return fmt.Errorf("lock the tariffs: %w", err)
+		}
+		if err := q.BumpPricesVersion(ctx); err != nil {
+			return fmt.Errorf("mark the money kept for past days stale: %w", err)
 		}
 		return fn(q)
 	})

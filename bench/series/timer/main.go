@@ -36,6 +36,7 @@ func run() error {
 	date := flag.String("date", "", "date the frames cover (YYYY-MM-DD)")
 	n := flag.Int("n", 15, "runs per frame")
 	label := flag.String("label", "", "label of this run")
+	device := flag.String("device", "bench-device", "device whose series are timed")
 	flag.Parse()
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(*url)
@@ -85,7 +86,7 @@ func run() error {
 	}
 	for _, frame := range []string{"day", "week", "month", "year", "all"} {
 		err := measure("frame="+frame, func() (int, error) {
-			b, err := svc.Series(ctx, "bench-device", frame, d)
+			b, err := svc.Series(ctx, *device, frame, d)
 			return len(b.Buckets), err
 		})
 		if err != nil {
