@@ -146,7 +146,7 @@ is refused naming its line and field, and then nothing is imported.`,
 					}
 				}
 				fmt.Fprintf(e.stdout, "imported %d hourly prices in %s for %s as price %d, from %s to %s\n",
-					len(prices), cur, scopeName(device), id, first.Format(time.RFC3339), last.Add(time.Hour).Format(time.RFC3339))
+					len(prices), cur, scopeName(device), id, first.UTC().Format(time.RFC3339), last.Add(time.Hour).UTC().Format(time.RFC3339))
 				return nil
 			})
 		},
@@ -180,8 +180,8 @@ func tariffListCommand(e *env) *cobra.Command {
 					case tariff.Window:
 						win = t.Window.String() + " " + t.Window.Days.String()
 					case tariff.Hourly:
-						from = t.First.Format(time.RFC3339)
-						win = fmt.Sprintf("%d hours to %s", t.Hours, t.Last.Add(time.Hour).Format(time.RFC3339))
+						from = t.First.UTC().Format(time.RFC3339)
+						win = fmt.Sprintf("%d hours to %s", t.Hours, t.Last.Add(time.Hour).UTC().Format(time.RFC3339))
 						imp, exp = "hourly", "hourly"
 					}
 					fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, scopeName(t.DeviceID), t.Kind, from, win, imp, exp, t.Currency)

@@ -27,7 +27,7 @@ func ParseCSV(r io.Reader, name string, loc *time.Location) ([]HourPrice, error)
 	cr.TrimLeadingSpace = true
 	cr.Comment = '#'
 	var out []HourPrice
-	seen := map[time.Time]int{}
+	seen := map[int64]int{} // by Unix time: the same instant in two offsets is one hour
 	for first := true; ; first = false {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -58,10 +58,10 @@ func ParseCSV(r io.Reader, name string, loc *time.Location) ([]HourPrice, error)
 		if start.Year() < 1970 || start.Year() >= 2200 {
 			return nil, fmt.Errorf("%s: %s is out of range", at("start"), rec[0])
 		}
-		if prev, dup := seen[start]; dup {
+		if prev, dup := seen[start.Unix()]; dup {
 			return nil, fmt.Errorf("%s: %s is priced on line %d already", at("start"), rec[0], prev)
 		}
-		seen[start] = line
+		seen[start.Unix()] = line
 		p := HourPrice{Start: start}
 		if p.Import, err = ParsePrice(rec[1]); err != nil {
 			return nil, fmt.Errorf("%s: %w", at("import_price"), err)
