@@ -40,8 +40,7 @@ func migrateCommand(e *env) *cobra.Command {
 				if !rebuilt {
 					return err // a failed migration rolled back: the aggregates are as they were
 				}
-				fmt.Fprintln(e.stdout, "materializing the rebuilt series aggregates from the raw samples")
-				if rerr := refresh(cmd.Context(), e, "", "", series.Aggregates, time.Now()); rerr != nil {
+				if rerr := refresh(cmd.Context(), e, "", "", series.Aggregates, time.Now(), true); rerr != nil {
 					return errors.Join(err, fmt.Errorf("%w (serve answers from the raw samples meanwhile; run `sungrow refresh` to finish)", rerr))
 				}
 				return err

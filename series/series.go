@@ -1,7 +1,9 @@
 // Package series answers GET /v1/series: it maps each frame to the aggregate, bucket
 // size and range that serve it (one table, frames below), and reads the buckets either
 // from the TimescaleDB continuous aggregates or, where they are absent or were built in
-// another time zone, from the raw samples, with the same numbers either way.
+// another time zone, from the raw samples, with the same numbers either way. Each bucket
+// and each frame carries its energy in kWh (Energy, Flows), from per-sign power sums the
+// queries return and the device's sample interval applied here.
 package series
 
 import (
