@@ -18,6 +18,7 @@ import (
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/series"
+	"github.com/sungrow/sungrow/tariff"
 )
 
 // TestOpenAPIDocumentMatchesResponses sends a request for every documented success and
@@ -35,6 +36,11 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 	unready := newServer(t, d.Pool, func(deps *httpapi.Deps) {
 		deps.Ready = []httpapi.ReadyCheck{{Name: "redis", Check: func(context.Context) error { return io.ErrUnexpectedEOF }}}
 	})
+
+	// A price, so the series answers carry money and a currency.
+	_, _, err := tariff.NewStore(d.Pool).Set(ctx, tariff.Tariff{DeviceID: tariff.AllDevices, Kind: tariff.Fixed,
+		ValidFrom: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Import: "0.30", Export: "0.08", Currency: "EUR"})
+	is.NoErr(err)
 
 	res, err := http.Get(srv.URL + "/openapi.json")
 	is.NoErr(err)

@@ -66,7 +66,7 @@ func TestWindowCovers(t *testing.T) {
 	is.True(w.Covers(time.Sunday, 0))
 	is.True(w.Covers(time.Sunday, 5))
 	is.True(!w.Covers(time.Sunday, 6))
-	is.True(!w.Covers(time.Sunday, 22)) // Sunday's evening is not in a Saturday window
+	is.True(!w.Covers(time.Sunday, 22))  // Sunday's evening is not in a Saturday window
 	is.True(!w.Covers(time.Saturday, 3)) // nor is Saturday's small hours (Friday's night)
 	is.Equal(uncovered([]TimeWindow{w}), 7*24-8)
 	all := TimeWindow{Start: 0, End: 24, Days: EveryDay}
