@@ -371,6 +371,7 @@
       const { body } = await api(q);
       if (seq !== st.seriesSeq) return;
       showSeries(frame, date, body.series || [], body.totals);
+      renderMoney(body);
     } catch (e) {
       if (seq !== st.seriesSeq) return;
       if (e.status === 401) {
@@ -381,6 +382,7 @@
       st.plot = null;
       st.view = null;
       $('totals').replaceChildren();
+      $('money').hidden = true;
       $('chart').dataset.state = 'error';
       $('chart-msg').textContent = 'Could not load the history: ' + e.message;
       $('chart-msg').hidden = false;
@@ -510,6 +512,36 @@
     if (frame === 'day' || frame === 'week') nodes.push(tile('pv', 'Solar peak', parsed.length ? fmtW(peak) : '–'));
     $('totals').replaceChildren(...nodes);
     $('csv').disabled = !parsed.length;
+  }
+
+  // renderMoney shows what the period's energy cost, earned and saved at the device's
+  // prices (the server's totals, priced hour by hour), beside the kWh; hidden for a
+  // device without prices.
+  function renderMoney(body) {
+    const t = body.totals;
+    const box = $('money');
+    if (!body.currency || !t || !(body.series || []).length) {
+      box.hidden = true;
+      box.replaceChildren();
+      return;
+    }
+    const fmt = new Intl.NumberFormat(undefined, { style: 'currency', currency: body.currency });
+    const nodes = [
+      ['import', 'Grid cost', 'grid_import_cost'],
+      ['export', 'Export revenue', 'grid_export_revenue'],
+      ['pv', 'Savings', 'savings'],
+      ['house', 'Net cost', 'net_cost'],
+    ].map(([cls, k, field]) => {
+      const v = t[field];
+      const node = tile(cls, k, v == null ? '–' : fmt.format(v));
+      node.dataset.field = field;
+      if (v != null) node.dataset.value = String(v);
+      return node;
+    });
+    if (body.unpriced_hours > 0) nodes.push(tile('house', 'Hours without a price', String(body.unpriced_hours)));
+    if (body.price_fallback_hours > 0) nodes.push(tile('house', 'Hours without an hourly price', String(body.price_fallback_hours)));
+    box.replaceChildren(...nodes);
+    box.hidden = false;
   }
 
   // downloadCSV fetches the frame on screen as CSV with the token in the header (never
