@@ -305,6 +305,48 @@ func (q *Queries) CostsRaw(ctx context.Context, arg CostsRawParams) ([]CostsRawR
 	return items, nil
 }
 
+const daySampleCounts = `-- name: DaySampleCounts :many
+SELECT bucket AS day, sample_count
+FROM sungrow_daily
+WHERE device_id = $1::text AND bucket >= $2::timestamptz AND bucket < $3::timestamptz
+ORDER BY bucket
+`
+
+type DaySampleCountsParams struct {
+	DeviceID string
+	FromTs   time.Time
+	ToTs     time.Time
+}
+
+type DaySampleCountsRow struct {
+	Day         time.Time
+	SampleCount int64
+}
+
+// Every local day with samples in [from_ts, to_ts) (the daily aggregate's buckets) and
+// its sample count, which a kept day's must equal (see sungrow_money_daily). Joined
+// with KeptMoney by the caller: in one statement the planner, blind to how many days
+// are kept, compares every day with every other.
+func (q *Queries) DaySampleCounts(ctx context.Context, arg DaySampleCountsParams) ([]DaySampleCountsRow, error) {
+	rows, err := q.db.Query(ctx, daySampleCounts, arg.DeviceID, arg.FromTs, arg.ToTs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DaySampleCountsRow
+	for rows.Next() {
+		var i DaySampleCountsRow
+		if err := rows.Scan(&i.Day, &i.SampleCount); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const devicePricing = `-- name: DevicePricing :one
 SELECT coalesce((SELECT currency FROM sungrow_tariffs WHERE device_id IN ($1::text, '') LIMIT 1), '')::text AS currency,
        (SELECT version FROM sungrow_prices_version)::bigint AS prices_version
@@ -372,28 +414,24 @@ func (q *Queries) KeepMoneyDays(ctx context.Context, arg KeepMoneyDaysParams) er
 	return err
 }
 
-const moneyDays = `-- name: MoneyDays :many
-SELECT d.bucket AS day, (m.day IS NOT NULL)::boolean AS kept,
-       coalesce(m.priced_hours, 0)::bigint AS priced_hours, coalesce(m.unpriced_hours, 0)::bigint AS unpriced_hours,
-       coalesce(m.fallback_hours, 0)::bigint AS fallback_hours, coalesce(m.import_cost, 0)::float8 AS import_cost,
-       coalesce(m.export_revenue, 0)::float8 AS export_revenue, coalesce(m.savings, 0)::float8 AS savings
-FROM sungrow_daily d
-LEFT JOIN sungrow_money_daily m ON m.device_id = d.device_id AND m.day = d.bucket AND m.sample_count = d.sample_count
-    AND m.zone = $1::text AND m.prices_version = (SELECT version FROM sungrow_prices_version)
-WHERE d.device_id = $2::text AND d.bucket >= $3::timestamptz AND d.bucket < $4::timestamptz
-ORDER BY d.bucket
+const keptMoney = `-- name: KeptMoney :many
+SELECT day, sample_count, priced_hours, unpriced_hours, fallback_hours, import_cost, export_revenue, savings
+FROM sungrow_money_daily
+WHERE device_id = $1::text AND day >= $2::timestamptz AND day < $3::timestamptz
+  AND zone = $4::text AND prices_version = (SELECT version FROM sungrow_prices_version)
+ORDER BY day
 `
 
-type MoneyDaysParams struct {
-	Zone     string
+type KeptMoneyParams struct {
 	DeviceID string
 	FromTs   time.Time
 	ToTs     time.Time
+	Zone     string
 }
 
-type MoneyDaysRow struct {
+type KeptMoneyRow struct {
 	Day           time.Time
-	Kept          bool
+	SampleCount   int64
 	PricedHours   int64
 	UnpricedHours int64
 	FallbackHours int64
@@ -402,26 +440,25 @@ type MoneyDaysRow struct {
 	Savings       float64
 }
 
-// Every local day with samples in [from_ts, to_ts) (the daily aggregate's buckets),
-// with the money kept for it if that still describes the day (see
-// sungrow_money_daily); the caller prices the others with CostsHourly.
-func (q *Queries) MoneyDays(ctx context.Context, arg MoneyDaysParams) ([]MoneyDaysRow, error) {
-	rows, err := q.db.Query(ctx, moneyDays,
-		arg.Zone,
+// The money kept for the local days in [from_ts, to_ts) in @zone under the current
+// prices.
+func (q *Queries) KeptMoney(ctx context.Context, arg KeptMoneyParams) ([]KeptMoneyRow, error) {
+	rows, err := q.db.Query(ctx, keptMoney,
 		arg.DeviceID,
 		arg.FromTs,
 		arg.ToTs,
+		arg.Zone,
 	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []MoneyDaysRow
+	var items []KeptMoneyRow
 	for rows.Next() {
-		var i MoneyDaysRow
+		var i KeptMoneyRow
 		if err := rows.Scan(
 			&i.Day,
-			&i.Kept,
+			&i.SampleCount,
 			&i.PricedHours,
 			&i.UnpricedHours,
 			&i.FallbackHours,

@@ -183,19 +183,24 @@ ORDER BY 1;
 SELECT coalesce((SELECT currency FROM sungrow_tariffs WHERE device_id IN (@device_id::text, '') LIMIT 1), '')::text AS currency,
        (SELECT version FROM sungrow_prices_version)::bigint AS prices_version;
 
--- name: MoneyDays :many
--- Every local day with samples in [from_ts, to_ts) (the daily aggregate's buckets),
--- with the money kept for it if that still describes the day (see
--- sungrow_money_daily); the caller prices the others with CostsHourly.
-SELECT d.bucket AS day, (m.day IS NOT NULL)::boolean AS kept,
-       coalesce(m.priced_hours, 0)::bigint AS priced_hours, coalesce(m.unpriced_hours, 0)::bigint AS unpriced_hours,
-       coalesce(m.fallback_hours, 0)::bigint AS fallback_hours, coalesce(m.import_cost, 0)::float8 AS import_cost,
-       coalesce(m.export_revenue, 0)::float8 AS export_revenue, coalesce(m.savings, 0)::float8 AS savings
-FROM sungrow_daily d
-LEFT JOIN sungrow_money_daily m ON m.device_id = d.device_id AND m.day = d.bucket AND m.sample_count = d.sample_count
-    AND m.zone = @zone::text AND m.prices_version = (SELECT version FROM sungrow_prices_version)
-WHERE d.device_id = @device_id::text AND d.bucket >= @from_ts::timestamptz AND d.bucket < @to_ts::timestamptz
-ORDER BY d.bucket;
+-- name: DaySampleCounts :many
+-- Every local day with samples in [from_ts, to_ts) (the daily aggregate's buckets) and
+-- its sample count, which a kept day's must equal (see sungrow_money_daily). Joined
+-- with KeptMoney by the caller: in one statement the planner, blind to how many days
+-- are kept, compares every day with every other.
+SELECT bucket AS day, sample_count
+FROM sungrow_daily
+WHERE device_id = @device_id::text AND bucket >= @from_ts::timestamptz AND bucket < @to_ts::timestamptz
+ORDER BY bucket;
+
+-- name: KeptMoney :many
+-- The money kept for the local days in [from_ts, to_ts) in @zone under the current
+-- prices.
+SELECT day, sample_count, priced_hours, unpriced_hours, fallback_hours, import_cost, export_revenue, savings
+FROM sungrow_money_daily
+WHERE device_id = @device_id::text AND day >= @from_ts::timestamptz AND day < @to_ts::timestamptz
+  AND zone = @zone::text AND prices_version = (SELECT version FROM sungrow_prices_version)
+ORDER BY day;
 
 -- name: KeepMoneyDays :exec
 -- Keeps days CostsHourly priced (arrays advance together) under the prices version

@@ -123,17 +123,30 @@ const maxPricedRuns = 8
 // a day without samples costs nothing.
 func (s *Service) costsByDay(ctx context.Context, agg Aggregate, device string, from, to time.Time, version int64, m *money) error {
 	zone := s.loc.String()
-	days, err := s.q.MoneyDays(ctx, db.MoneyDaysParams{DeviceID: device, FromTs: from, ToTs: to, Zone: zone})
+	days, err := s.q.DaySampleCounts(ctx, db.DaySampleCountsParams{DeviceID: device, FromTs: from, ToTs: to})
+	if err != nil {
+		return fmt.Errorf("read the days with samples: %w", err)
+	}
+	kept, err := s.q.KeptMoney(ctx, db.KeptMoneyParams{DeviceID: device, FromTs: from, ToTs: to, Zone: zone})
 	if err != nil {
 		return fmt.Errorf("read the money kept per day: %w", err)
+	}
+	// A kept day counts while it was priced from as many samples as the day has now.
+	valid := make(map[int64]db.KeptMoneyRow, len(kept))
+	for _, k := range kept {
+		valid[k.Day.Unix()] = k
+	}
+	isKept := func(d db.DaySampleCountsRow) bool {
+		k, ok := valid[d.Day.Unix()]
+		return ok && k.SampleCount == d.SampleCount
 	}
 	// Runs of consecutive days (among the days with samples) without kept money.
 	var runs []span
 	for i, d := range days {
-		if d.Kept {
+		if isKept(d) {
 			continue
 		}
-		if i > 0 && !days[i-1].Kept {
+		if i > 0 && !isKept(days[i-1]) {
 			runs[len(runs)-1].to = Daily.Next(d.Day, s.loc)
 			continue
 		}
@@ -144,9 +157,10 @@ func (s *Service) costsByDay(ctx context.Context, agg Aggregate, device string, 
 	}
 	today := Daily.Floor(s.now(), s.loc)
 	for _, d := range days {
-		if d.Kept && !inRuns(d.Day, runs) {
-			m.add(agg.Floor(d.Day, s.loc), db.CostsRawRow{PricedHours: d.PricedHours, UnpricedHours: d.UnpricedHours,
-				FallbackHours: d.FallbackHours, ImportCost: d.ImportCost, ExportRevenue: d.ExportRevenue, Savings: d.Savings})
+		if isKept(d) && !inRuns(d.Day, runs) {
+			k := valid[d.Day.Unix()]
+			m.add(agg.Floor(d.Day, s.loc), db.CostsRawRow{PricedHours: k.PricedHours, UnpricedHours: k.UnpricedHours,
+				FallbackHours: k.FallbackHours, ImportCost: k.ImportCost, ExportRevenue: k.ExportRevenue, Savings: k.Savings})
 		}
 	}
 	for _, r := range runs {
