@@ -2,8 +2,8 @@
 // fresh database on PostgreSQL, or a fresh schema on the TimescaleDB test server
 // (tsdb/server.mjs, started once per test binary), migrated and cleaned up afterwards;
 // and the few helpers tests of several packages need (a Redis of the test's own, free
-// addresses, waiting for health). It is shared by the tests of every package, which is
-// why it is a package.
+// addresses, waiting for health, the pinned instants calendar tests run at). It is
+// shared by the tests of every package, which is why it is a package.
 package testenv
 
 import (
