@@ -373,7 +373,8 @@ func TestSeriesLateDataRefreshedInBackground(t *testing.T) {
 	is.Equal(post(t, plain.URL, token, lateSample(twoDaysAgo, 7)).body["inserted"], 1.0)
 	is.Equal(february(plain.URL), base) // stale until refreshed
 
-	r := series.NewRefresher(d.Pool, time.UTC, 50*time.Millisecond, slog.New(slog.NewJSONHandler(io.Discard, nil)), nil)
+	r := series.NewRefresher(d.Pool, time.UTC, 50*time.Millisecond, slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		func() time.Time { return seriesNow })
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(runCtx) }()
@@ -423,7 +424,7 @@ func TestSeriesDaylightSaving(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
 			ctx := context.Background()
-			d := newDBInZone(t, b, "Europe/Brussels")
+			d := testenv.NewInZone(t, b, "Europe/Brussels")
 			insertSamples(t, d.Pool, fixture)
 
 			svc, info, err := series.Open(ctx, d.Pool, brussels)
@@ -469,24 +470,6 @@ func TestSeriesDaylightSaving(t *testing.T) {
 			}
 		})
 	}
-}
-
-// newDBInZone returns a fresh database on b migrated with SUNGROW_TZ zone, so on
-// TimescaleDB the daily and monthly aggregates begin their days there.
-func newDBInZone(t *testing.T, b testenv.Backend, zone string) *testenv.DB {
-	t.Helper()
-	ctx := context.Background()
-	d := testenv.NewEmpty(t, b)
-	// Migration 2 reads the zone from sungrow.tz, as `sungrow migrate` sets it.
-	// The test server keeps session settings across connections: reset it.
-	if _, err := d.Pool.Exec(ctx, "SELECT set_config('sungrow.tz', $1, false)", zone); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Migrate(t, d.Pool)
-	if _, err := d.Pool.Exec(ctx, "SELECT set_config('sungrow.tz', '', false)"); err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 // TestSeriesZoneChanged: aggregates built in UTC never serve Brussels buckets; the
@@ -542,7 +525,7 @@ func TestSeriesFramesAtPinnedInstants(t *testing.T) {
 				t.Parallel()
 				is := is.New(t)
 				ctx := context.Background()
-				d := newDBInZone(t, b, zone)
+				d := testenv.NewInZone(t, b, zone)
 				insertSamples(t, d.Pool, fixture)
 				loc, err := time.LoadLocation(zone)
 				is.NoErr(err)
