@@ -169,6 +169,13 @@ func TestIngestAllImplausibleStoresNothingButTheQuarantine(t *testing.T) {
 		is.Equal(res.body["quarantined"], 3.0)
 		is.Equal(countRows(t, d.Pool), 0)
 		is.Equal(countQuarantine(t, d.Pool), 3)
+		// The same implausible sample twice in one batch: both counted, one row.
+		twice := sampleJSON(9)
+		twice["ts"] = "1970-01-02T00:00:00Z"
+		res = post(t, srv.URL, token, map[string]any{"samples": []any{twice, twice}})
+		is.Equal(res.status, http.StatusOK)
+		is.Equal(res.body["quarantined"], 2.0)
+		is.Equal(countQuarantine(t, d.Pool), 4)
 		// A plausible batch answers as before: no problems.
 		res = post(t, srv.URL, token, batch(0, 2))
 		is.Equal(res.body["quarantined"], 0.0)
