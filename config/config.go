@@ -36,6 +36,9 @@ type Config struct {
 	// CORSOrigins (CORS_ORIGINS, comma-separated; "*" for any) may read the GET
 	// endpoints from a browser. Empty: no CORS headers at all.
 	CORSOrigins []string
+	// QuarantineMaxPerDevice (QUARANTINE_MAX_PER_DEVICE) bounds the implausible samples
+	// kept per device; beyond it the oldest arrivals are dropped.
+	QuarantineMaxPerDevice int
 }
 
 // Load reads the configuration, applying defaults for unset variables. All problems are
@@ -57,6 +60,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.LateRefreshDelay = seconds(getenv, "LATE_REFRESH_DELAY_S", 10, &errs)
 	cfg.SampleInterval = time.Duration(intIn(getenv, "SAMPLE_INTERVAL_S", 5, 1, 3600, &errs)) * time.Second
 	cfg.CORSOrigins = origins(getenv, "CORS_ORIGINS", &errs)
+	cfg.QuarantineMaxPerDevice = int(positiveInt(getenv, "QUARANTINE_MAX_PER_DEVICE", 10000, &errs))
 	return cfg, errors.Join(errs...)
 }
 

@@ -108,6 +108,15 @@ type SungrowPricesVersion struct {
 	One     bool
 }
 
+type SungrowQuarantine struct {
+	DeviceID   string
+	Ts         time.Time
+	Field      string
+	Reason     string
+	ReceivedAt time.Time
+	Sample     []byte
+}
+
 type SungrowSample struct {
 	DeviceID      string
 	Ts            time.Time

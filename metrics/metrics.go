@@ -22,6 +22,8 @@ type Metrics struct {
 	IngestedRows    prometheus.Counter
 	ReceivedSamples prometheus.Counter
 	CacheResults    *prometheus.CounterVec // result: hit or miss
+	// QuarantinedSamples counts implausible samples set aside by ingest, by reason.
+	QuarantinedSamples *prometheus.CounterVec
 }
 
 // New returns a fresh registry with the Go runtime and process collectors in it.
@@ -55,8 +57,13 @@ func New() *Metrics {
 			Name: "sungrow_realtime_cache_requests_total",
 			Help: "GET /v1/realtime answers, by whether the cache had them (hit) or the database was asked (miss).",
 		}, []string{"result"}),
+		QuarantinedSamples: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sungrow_ingest_samples_quarantined_total",
+			Help: "Implausible samples POST /v1/ingest set aside instead of storing, new or re-sent, by reason (a sample with two implausible fields counts under both).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults)
+	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults,
+		m.QuarantinedSamples)
 	return m
 }
 

@@ -21,6 +21,7 @@ import (
 // without prices, then each tile carrying exactly the totals of /v1/series.
 func TestDashboardShowsMoney(t *testing.T) {
 	is := is.New(t)
+	const device = "inverter-money"
 	chromium := requireChromium(t)
 	d := testenv.New(t, testenv.Postgres)
 	store := telemetry.NewStore(d.Pool)
@@ -33,7 +34,9 @@ func TestDashboardShowsMoney(t *testing.T) {
 	}
 	_, err := store.Insert(context.Background(), device, samples)
 	is.NoErr(err)
-	srv := httptest.NewServer(dashboardServer(t, d, store))
+	// The page's clock does not matter: frame=all shows the history whatever the date.
+	now := func() time.Time { return time.Date(2026, 3, 12, 12, 0, 0, 0, time.UTC) }
+	srv := httptest.NewServer(dashboardServer(t, d, store, device, time.UTC, now))
 	t.Cleanup(srv.Close)
 	ctx, cancel := newBrowser(t, chromium)
 	defer cancel()
