@@ -3,7 +3,8 @@
 // from the TimescaleDB continuous aggregates or, where they are absent or were built in
 // another time zone, from the raw samples, with the same numbers either way. Each bucket
 // and each frame carries its energy in kWh (Energy, Flows), from per-sign power sums the
-// queries return and the device's sample interval applied here.
+// queries return and the device's sample interval applied here, and its money at the
+// prices of package tariff, priced hour by hour (Money, cost.go).
 package series
 
 import (
