@@ -6,7 +6,7 @@
 -- Every serve instance keeps the active tokens in memory and polls
 -- sungrow_auth_version once a second; the triggers below bump it on every change that
 -- matters to authentication (whoever makes it: a command or a hand-written UPDATE),
--- and not on the once-a-minute last_used_at writes.
+-- and not on the once-a-minute last_used_at writes, so those cause no reload.
 
 -- +goose Up
 CREATE TABLE sungrow_devices (
@@ -48,11 +48,17 @@ END
 $$;
 -- +goose StatementEnd
 
+-- Row triggers, so a statement that changes nothing (an unknown id) bumps nothing;
+-- TRUNCATE has only statement triggers.
 CREATE TRIGGER sungrow_devices_changed
-    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF id, interval_s, removed_at ON sungrow_devices
+    AFTER INSERT OR DELETE OR UPDATE OF id, interval_s, removed_at ON sungrow_devices
+    FOR EACH ROW EXECUTE FUNCTION sungrow_bump_auth_version();
+CREATE TRIGGER sungrow_devices_truncated AFTER TRUNCATE ON sungrow_devices
     FOR EACH STATEMENT EXECUTE FUNCTION sungrow_bump_auth_version();
 CREATE TRIGGER sungrow_tokens_changed
-    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF device_id, sha256, revoked_at ON sungrow_tokens
+    AFTER INSERT OR DELETE OR UPDATE OF device_id, sha256, revoked_at ON sungrow_tokens
+    FOR EACH ROW EXECUTE FUNCTION sungrow_bump_auth_version();
+CREATE TRIGGER sungrow_tokens_truncated AFTER TRUNCATE ON sungrow_tokens
     FOR EACH STATEMENT EXECUTE FUNCTION sungrow_bump_auth_version();
 
 -- +goose Down
