@@ -82,8 +82,7 @@ func (a *Admin) AddDevice(ctx context.Context, id, name string, interval time.Du
 	}
 	var dev Device
 	var tok IssuedToken
-	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
+	err := inTx(ctx, a.pool, func(q *db.Queries) error {
 		row, err := q.AddDevice(ctx, db.AddDeviceParams{ID: id, Name: name, IntervalS: intervalS})
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("%w: %s (add a token to it with `sungrow token add %s`)", ErrDeviceExists, id, id)
@@ -132,8 +131,7 @@ type Removal struct {
 // transaction; with deleteData its samples go too, else they stay.
 func (a *Admin) RemoveDevice(ctx context.Context, id string, deleteData bool) (Removal, error) {
 	res := Removal{DeviceID: id}
-	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
+	err := inTx(ctx, a.pool, func(q *db.Queries) error {
 		n, err := q.RemoveDevice(ctx, id)
 		if err != nil {
 			return fmt.Errorf("remove device %s: %w", id, err)
@@ -165,7 +163,18 @@ func (a *Admin) RemoveDevice(ctx context.Context, id string, deleteData bool) (R
 
 // AddToken issues another token for an active device.
 func (a *Admin) AddToken(ctx context.Context, deviceID, label string) (IssuedToken, error) {
-	return addToken(ctx, db.New(a.pool), deviceID, label)
+	var tok IssuedToken
+	err := inTx(ctx, a.pool, func(q *db.Queries) (err error) {
+		tok, err = addToken(ctx, q, deviceID, label)
+		return err
+	})
+	return tok, err
+}
+
+// inTx runs fn in a transaction, committed only when fn succeeds: a refused operation
+// then leaves no trace, not even a bump of the tokens' version (see sql/00006).
+func inTx(ctx context.Context, pool *pgxpool.Pool, fn func(*db.Queries) error) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(db.New(tx)) })
 }
 
 func addToken(ctx context.Context, q *db.Queries, deviceID, label string) (IssuedToken, error) {
@@ -216,12 +225,19 @@ func (a *Admin) DeviceDefined(ctx context.Context, id string) (bool, error) {
 // RevokeToken revokes a token on every instance (within a poll). Revoking a revoked
 // token changes nothing; wasRevoked then says so.
 func (a *Admin) RevokeToken(ctx context.Context, id int64) (tok Token, wasRevoked bool, err error) {
-	row, err := db.New(a.pool).RevokeToken(ctx, id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Token{}, false, fmt.Errorf("%w: %d (see `sungrow token list`)", ErrUnknownToken, id)
-	}
+	var row db.RevokeTokenRow
+	err = inTx(ctx, a.pool, func(q *db.Queries) (err error) {
+		row, err = q.RevokeToken(ctx, id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %d (see `sungrow token list`)", ErrUnknownToken, id)
+		}
+		if err != nil {
+			return fmt.Errorf("revoke token %d: %w", id, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return Token{}, false, fmt.Errorf("revoke token %d: %w", id, err)
+		return Token{}, false, err
 	}
 	return Token{ID: row.ID, DeviceID: row.DeviceID, Label: row.Label, CreatedAt: row.CreatedAt,
 		LastUsedAt: row.LastUsedAt, RevokedAt: row.RevokedAt}, row.WasRevoked, nil

@@ -48,17 +48,15 @@ END
 $$;
 -- +goose StatementEnd
 
--- Row triggers, so a statement that changes nothing (an unknown id) bumps nothing;
--- TRUNCATE has only statement triggers.
+-- Statement triggers: one bump per statement, however many rows it changes (a row
+-- trigger would update the counter row once per row, which a bulk import of many
+-- tokens makes quadratic). A statement that changes nothing bumps it too; the
+-- commands roll such a statement back instead of committing it.
 CREATE TRIGGER sungrow_devices_changed
-    AFTER INSERT OR DELETE OR UPDATE OF id, interval_s, removed_at ON sungrow_devices
-    FOR EACH ROW EXECUTE FUNCTION sungrow_bump_auth_version();
-CREATE TRIGGER sungrow_devices_truncated AFTER TRUNCATE ON sungrow_devices
+    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF id, interval_s, removed_at ON sungrow_devices
     FOR EACH STATEMENT EXECUTE FUNCTION sungrow_bump_auth_version();
 CREATE TRIGGER sungrow_tokens_changed
-    AFTER INSERT OR DELETE OR UPDATE OF device_id, sha256, revoked_at ON sungrow_tokens
-    FOR EACH ROW EXECUTE FUNCTION sungrow_bump_auth_version();
-CREATE TRIGGER sungrow_tokens_truncated AFTER TRUNCATE ON sungrow_tokens
+    AFTER INSERT OR DELETE OR TRUNCATE OR UPDATE OF device_id, sha256, revoked_at ON sungrow_tokens
     FOR EACH STATEMENT EXECUTE FUNCTION sungrow_bump_auth_version();
 
 -- +goose Down
