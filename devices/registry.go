@@ -198,6 +198,7 @@ func (r *Registry) Refresh(ctx context.Context) error {
 // reload reads every active token and builds a new snapshot. The version is read
 // first: a change committed meanwhile moves it again, so the next poll reloads.
 func (r *Registry) reload(ctx context.Context) error {
+	began := time.Now()
 	v, err := r.q.AuthVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("read the device tokens' version: %w", err)
@@ -240,7 +241,8 @@ func (r *Registry) reload(ctx context.Context) error {
 	old := r.state.Swap(s)
 
 	sort.Strings(ignored)
-	attrs := []any{"version", v, "table_tokens", s.fromTable, "env_tokens", s.fromEnv}
+	attrs := []any{"version", v, "table_tokens", s.fromTable, "env_tokens", s.fromEnv,
+		"took", time.Since(began).Round(time.Millisecond).String()}
 	if len(ignored) > 0 {
 		attrs = append(attrs, "env_tokens_ignored_for", ignored)
 	}
