@@ -314,7 +314,7 @@ func TestDeviceCommandsRefuseBadInput(t *testing.T) {
 			t.Log(err)
 			is.True(strings.Contains(err.Error(), tc.want))
 			is.True(!strings.Contains(stdout+stderr, "sg_")) // no token was issued
-			is.Equal(state(), before)                      // and nothing changed
+			is.Equal(state(), before)                        // and nothing changed
 		})
 	}
 }

@@ -43,7 +43,7 @@ func TestStatic(t *testing.T) {
 	is.Equal(r.Tokens(), 2)
 	is.NoErr(r.CheckTokens(context.Background()))
 	is.True(Static(nil).CheckTokens(context.Background()) != nil) // no token: not ready
-	r.Run(context.Background())                                    // nothing to follow: returns at once
+	r.Run(context.Background())                                   // nothing to follow: returns at once
 }
 
 // clock is a pinned clock a test moves by hand.
