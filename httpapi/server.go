@@ -17,9 +17,10 @@ import (
 // Deps is everything the HTTP API needs; NewServer reads nothing else.
 type Deps struct {
 	Logger *slog.Logger
-	// Devices tells which device a bearer token speaks for (devices.Registry); nil:
-	// Tokens, a fixed map from token to device.
+	// Devices tells which device a bearer token speaks for (devices.Registry).
 	Devices Authenticator
+	// Tokens, used when Devices is nil, is a fixed map from token to device (tests,
+	// and anything else that needs no devices table).
 	Tokens  map[string]string
 	Samples SampleStore
 	// Cache serves GET /v1/realtime and is told when a device has new samples; nil
