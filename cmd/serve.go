@@ -99,7 +99,14 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 	if rc != nil && rc.Name() == "redis" {
 		ready = append(ready, httpapi.ReadyCheck{Name: "redis", Check: rc.Ping})
 	}
-	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, logger)
+	// A device's own interval (device add --interval) wins over SAMPLE_INTERVAL_S.
+	interval := func(deviceID string) time.Duration {
+		if d, ok := registry.SampleInterval(deviceID); ok {
+			return d
+		}
+		return cfg.SampleInterval
+	}
+	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, interval, logger)
 	if err != nil {
 		return err
 	}

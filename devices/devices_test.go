@@ -86,6 +86,13 @@ func TestRegistryFollowsTheTable(t *testing.T) {
 		is.Equal(auth("env-b"), "inverter-b")
 		is.Equal(auth("sg_nope"), "401")
 
+		// inverter-a sets its own interval; inverter-b (DEVICE_TOKENS only) does not.
+		iv, ok := r.SampleInterval("inverter-a")
+		is.True(ok)
+		is.Equal(iv, 5*time.Second)
+		_, ok = r.SampleInterval("inverter-b")
+		is.True(!ok)
+
 		// Nothing changed: the snapshot stays.
 		before := r.state.Load()
 		is.NoErr(r.Refresh(ctx))
@@ -108,6 +115,8 @@ func TestRegistryFollowsTheTable(t *testing.T) {
 		_, b, err := admin.AddDevice(ctx, "inverter-b", "", 0, "")
 		is.NoErr(err)
 		is.NoErr(r.Refresh(ctx))
+		_, ok = r.SampleInterval("inverter-b") // no --interval: SAMPLE_INTERVAL_S
+		is.True(!ok)
 		is.Equal(auth("env-b"), "401")
 		is.Equal(auth(b.Secret), "inverter-b")
 

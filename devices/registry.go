@@ -34,6 +34,8 @@ type Registry struct {
 type snapshot struct {
 	version int64
 	tokens  map[Hash]*entry
+	// intervals holds the sample interval of each device of the table that sets one.
+	intervals map[string]time.Duration
 	// fromTable and fromEnv count the tokens by origin; envIgnored the DEVICE_TOKENS
 	// entries whose device the table defines.
 	fromTable, fromEnv, envIgnored int
@@ -98,6 +100,13 @@ func newRegistry(q *db.Queries, envTokens map[string]string, opts Options) *Regi
 		r.env[HashToken(token)] = device
 	}
 	return r
+}
+
+// SampleInterval returns how long one reading of the device stands for, when its row
+// in the devices table sets it (`device add --interval`); false: use SAMPLE_INTERVAL_S.
+func (r *Registry) SampleInterval(deviceID string) (time.Duration, bool) {
+	d, ok := r.state.Load().intervals[deviceID]
+	return d, ok
 }
 
 // Authenticate returns the device of a bearer token. It costs one SHA-256 and one map
@@ -212,10 +221,14 @@ func (r *Registry) reload(ctx context.Context) error {
 		return fmt.Errorf("read the device tokens: %w", err)
 	}
 	defined := make(map[string]bool, len(devices))
+	intervals := make(map[string]time.Duration)
 	for _, d := range devices {
 		defined[d.ID] = true
+		if d.IntervalS != nil {
+			intervals[d.ID] = time.Duration(*d.IntervalS) * time.Second
+		}
 	}
-	s := &snapshot{version: v, tokens: make(map[Hash]*entry, len(rows)+len(r.env))}
+	s := &snapshot{version: v, tokens: make(map[Hash]*entry, len(rows)+len(r.env)), intervals: intervals}
 	var ignored []string
 	for h, device := range r.env {
 		if defined[device] {
