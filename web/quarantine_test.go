@@ -10,7 +10,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/matryer/is"
 
+	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/series"
 	"github.com/sungrow/sungrow/telemetry"
 )
 
@@ -23,7 +25,15 @@ func TestDashboardQuarantineNotice(t *testing.T) {
 
 	d := testenv.New(t, testenv.Postgres)
 	store := telemetry.NewStore(d.Pool)
-	server := httptest.NewServer(dashboardServer(t, d, store))
+	// Its own server, device and pinned clock, so it does not depend on the main
+	// dashboard test's helpers beyond the browser ones.
+	const device = "inverter-quarantine"
+	now := time.Date(2026, 2, 15, 12, 0, 0, 0, time.UTC)
+	server := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
+		Logger: discardLogger(), Tokens: map[string]string{token: device}, Samples: store, Quarantine: store,
+		MaxRequestBytes: 1 << 20, MaxSamplesPerRequest: 1000, Now: func() time.Time { return now },
+		Series: series.NewRaw(d.Pool, time.UTC),
+	}))
 	t.Cleanup(server.Close)
 	srv := server.URL
 	sample := func(ts string, soc float64) map[string]any {
@@ -32,7 +42,7 @@ func TestDashboardQuarantineNotice(t *testing.T) {
 	}
 	// A live reading, so the page has one; then a reset clock with a failed SoC read, and
 	// a plausible time with a failed SoC read (neither depends on today's date).
-	ingest(t, srv, sample(time.Now().UTC().Format(time.RFC3339), 50))
+	ingest(t, srv, sample(now.Format(time.RFC3339), 50))
 	ingest(t, srv, sample("1970-01-01T00:00:10Z", 255))
 	ingest(t, srv, sample("2020-06-01T12:00:00Z", 255))
 
