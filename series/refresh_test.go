@@ -38,18 +38,11 @@ func count(samples []telemetry.Sample) (n int64) {
 	return n
 }
 
-// materialized sums sample_count in agg's materialization hypertable over [from, to):
-// what the aggregate holds without real-time aggregation.
+// materialized is what agg holds of every device over [from, to) without real-time
+// aggregation.
 func materialized(t *testing.T, pool *pgxpool.Pool, agg series.Aggregate, from, to time.Time) int64 {
 	t.Helper()
-	table := testenv.MaterializationTable(t, pool, string(agg))
-	var n int64
-	err := pool.QueryRow(context.Background(), `SELECT coalesce(sum(sample_count), 0)::bigint FROM `+table+`
-		WHERE bucket >= $1 AND bucket < $2`, from, to).Scan(&n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return testenv.MaterializedSamples(t, pool, string(agg), "", from, to)
 }
 
 // TestRefresherMaterializesLateSamplesForGood covers the two ways late samples went
@@ -124,15 +117,17 @@ func TestRefresherMaterializesLateSamplesForGood(t *testing.T) {
 		{"month", day(0), want},
 		{"all", day(0), want},
 	} {
-		fromAgg, err := agg.Series(ctx, dev, c.frame, c.date)
+		aggRes, err := agg.Series(ctx, dev, c.frame, c.date)
 		is.NoErr(err)
+		fromAgg := aggRes.Buckets
 		var got int64
 		for _, b := range fromAgg {
 			got += b.SampleCount
 		}
 		is.Equal(got, c.want) // nothing vanished
-		fromRaw, err := raw.Series(ctx, dev, c.frame, c.date)
+		rawRes, err := raw.Series(ctx, dev, c.frame, c.date)
 		is.NoErr(err)
+		fromRaw := rawRes.Buckets
 		is.Equal(len(fromAgg), len(fromRaw))
 		for i := range fromAgg {
 			sameBucket(t, fromAgg[i], fromRaw[i]) // the same answer on both paths
@@ -141,7 +136,7 @@ func TestRefresherMaterializesLateSamplesForGood(t *testing.T) {
 }
 
 // sameBucket checks two buckets agree: float sums added in another order may differ
-// in their last bits, so averages are compared to 1e-12 relative.
+// in their last bits, so averages and energy are compared to 1e-12 relative.
 func sameBucket(t *testing.T, a, b series.Bucket) {
 	t.Helper()
 	if !a.Bucket.Equal(b.Bucket) || a.SampleCount != b.SampleCount || a.MaxPVPowerW != b.MaxPVPowerW {
@@ -151,9 +146,12 @@ func sameBucket(t *testing.T, a, b series.Bucket) {
 		{a.AvgPVPowerW, b.AvgPVPowerW}, {a.AvgBatteryPowerW, b.AvgBatteryPowerW},
 		{a.AvgBatterySoCPct, b.AvgBatterySoCPct}, {a.AvgLoadPowerW, b.AvgLoadPowerW},
 		{a.AvgExportPowerW, b.AvgExportPowerW},
+		{a.PVKWh, b.PVKWh}, {a.LoadKWh, b.LoadKWh}, {a.GridImportKWh, b.GridImportKWh},
+		{a.GridExportKWh, b.GridExportKWh}, {a.BatteryChargeKWh, b.BatteryChargeKWh},
+		{a.BatteryDischargeKWh, b.BatteryDischargeKWh},
 	} {
 		if math.Abs(p[0]-p[1]) > 1e-12*math.Max(math.Abs(p[0]), math.Abs(p[1])) {
-			t.Fatalf("averages differ: %+v and %+v", a, b)
+			t.Fatalf("averages or energy differ: %+v and %+v", a, b)
 		}
 	}
 }

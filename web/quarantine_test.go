@@ -10,9 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/matryer/is"
 
-	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/internal/testenv"
-	"github.com/sungrow/sungrow/series"
 	"github.com/sungrow/sungrow/telemetry"
 )
 
@@ -25,15 +23,9 @@ func TestDashboardQuarantineNotice(t *testing.T) {
 
 	d := testenv.New(t, testenv.Postgres)
 	store := telemetry.NewStore(d.Pool)
-	// Its own server, device and pinned clock, so it does not depend on the main
-	// dashboard test's helpers beyond the browser ones.
 	const device = "inverter-quarantine"
-	now := time.Date(2026, 2, 15, 12, 0, 0, 0, time.UTC)
-	server := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
-		Logger: discardLogger(), Tokens: map[string]string{token: device}, Samples: store, Quarantine: store,
-		MaxRequestBytes: 1 << 20, MaxSamplesPerRequest: 1000, Now: func() time.Time { return now },
-		Series: series.NewRaw(d.Pool, time.UTC),
-	}))
+	now := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC) // pinned: nothing here depends on the date
+	server := httptest.NewServer(dashboardServer(t, d, store, device, time.UTC, func() time.Time { return now }))
 	t.Cleanup(server.Close)
 	srv := server.URL
 	sample := func(ts string, soc float64) map[string]any {
