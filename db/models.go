@@ -15,6 +15,11 @@ type SungrowAggregateZone struct {
 	One  bool
 }
 
+type SungrowAuthVersion struct {
+	Version int64
+	One     bool
+}
+
 type SungrowDaily struct {
 	DeviceID             string
 	Bucket               time.Time
@@ -35,6 +40,14 @@ type SungrowDaily struct {
 	SumBatteryChargeW    float64
 	SumBatteryDischargeW float64
 	PvInverterKwh        *float64
+}
+
+type SungrowDevice struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+	IntervalS *int32
+	RemovedAt *time.Time
 }
 
 type SungrowHourly struct {
@@ -142,4 +155,14 @@ type SungrowTariff struct {
 	ExportPrice *float64
 	Currency    string
 	CreatedAt   time.Time
+}
+
+type SungrowToken struct {
+	ID         int64
+	DeviceID   string
+	Sha256     []byte
+	Label      string
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
 }

@@ -32,14 +32,7 @@ var seriesNow = time.Date(2026, 2, 15, 14, 30, 0, 0, time.UTC)
 // 1 to 3, so an unweighted average would differ; the inverter counter on most samples.
 func seriesFixture() []telemetry.Sample {
 	var out []telemetry.Sample
-	add := func(ts time.Time, i int) {
-		smp := fixtureSample(ts, i)
-		if i%5 != 0 {
-			v := float64(i%40) / 4
-			smp.PVDailyKWh = &v
-		}
-		out = append(out, smp)
-	}
+	add := func(ts time.Time, i int) { out = append(out, fixtureSample(ts, i)) }
 	i := 0
 	for ts := time.Date(2026, 1, 20, 0, 10, 0, 0, time.UTC); ts.Before(seriesNow.Add(-5 * time.Minute)); ts = ts.Add(20 * time.Minute) {
 		add(ts, i)
@@ -57,8 +50,14 @@ func seriesFixture() []telemetry.Sample {
 
 // fixtureSample is the i-th sample of a fixture, with values exact in binary.
 func fixtureSample(ts time.Time, i int) telemetry.Sample {
+	var counter *float64 // the inverter counter on most samples
+	if i%5 != 0 {
+		v := float64(i%40) / 4
+		counter = &v
+	}
 	return telemetry.Sample{
-		DeviceID: device, TS: ts,
+		PVDailyKWh: counter,
+		DeviceID:   device, TS: ts,
 		PVPowerW:      float64((i*37)%3000) + 0.25,
 		BatteryPowerW: float64((i*53)%2000) - 1000,
 		BatterySoCPct: float64((i*7)%100) + 0.5,
