@@ -105,8 +105,8 @@ func TestRedisStoppedDuringLoad(t *testing.T) {
 
 func TestPostgresRestartedDuringLoad(t *testing.T) {
 	is := is.New(t)
-	pg := startPostgres(t)
-	env := map[string]string{"DATABASE_URL": pg.url("sungrow")}
+	pg := testenv.StartPostgres(t)
+	env := map[string]string{"DATABASE_URL": pg.URL("sungrow")}
 	runCmd(t, env, "migrate", "up")
 	devices := loadtest.GeneratedDevices(8, "pgfault")
 	env["DEVICE_TOKENS"] = loadtest.DeviceTokens(devices)
@@ -118,9 +118,9 @@ func TestPostgresRestartedDuringLoad(t *testing.T) {
 
 	testenv.Await(t, "ingest under way", 20*time.Second, func() bool { return ingest("200") >= 20 })
 	end := r.Fault("postgres restart", true)
-	pg.crash(t)
+	pg.Crash(t)
 	testenv.Await(t, "ingest to answer 503 while PostgreSQL is down", 20*time.Second, func() bool { return ingest("503") >= 10 })
-	pg.start(t)
+	pg.Start(t)
 	end()
 	ok := ingest("200")
 	testenv.Await(t, "ingest to succeed again without restarting serve", 20*time.Second, func() bool { return ingest("200") >= ok+20 })
@@ -136,7 +136,7 @@ func TestPostgresRestartedDuringLoad(t *testing.T) {
 		}
 	}
 
-	pool, err := pgxpool.New(context.Background(), pg.url("sungrow"))
+	pool, err := pgxpool.New(context.Background(), pg.URL("sungrow"))
 	is.NoErr(err)
 	defer pool.Close()
 	checkStored(t, pool, rep)
