@@ -35,6 +35,20 @@ type Deps struct {
 	Series SeriesReader
 	// LateData is told the span of each batch that stored new samples; nil: nobody.
 	LateData LateDataNotifier
+	// Stored are told after each batch that inserted rows (live consumers: the
+	// stream hub, MQTT).
+	Stored []StoredListener
+	// Stream serves GET /v1/stream; nil: 503.
+	Stream StreamHub
+	// StreamKeepalive is the interval of a stream's keepalive comments; 0: 15 s.
+	StreamKeepalive time.Duration
+}
+
+// StoredListener hears that a batch of a device inserted at least one row; newest is
+// the latest ts among the rows it inserted. Ingest calls it after the cache
+// invalidation, on the request path: it must return at once (no I/O, no waiting).
+type StoredListener interface {
+	Stored(deviceID string, newest time.Time)
 }
 
 // SampleStore writes and reads samples; telemetry.Store is the real one.
@@ -69,6 +83,9 @@ func NewServer(deps Deps) http.Handler {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.StreamKeepalive <= 0 {
+		deps.StreamKeepalive = 15 * time.Second
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, deps)

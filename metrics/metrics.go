@@ -22,6 +22,8 @@ type Metrics struct {
 	IngestedRows    prometheus.Counter
 	ReceivedSamples prometheus.Counter
 	CacheResults    *prometheus.CounterVec // result: hit or miss
+	StreamsOpen     prometheus.Gauge
+	StreamEvents    prometheus.Counter
 }
 
 // New returns a fresh registry with the Go runtime and process collectors in it.
@@ -55,8 +57,17 @@ func New() *Metrics {
 			Name: "sungrow_realtime_cache_requests_total",
 			Help: "GET /v1/realtime answers, by whether the cache had them (hit) or the database was asked (miss).",
 		}, []string{"result"}),
+		StreamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sungrow_stream_open",
+			Help: "GET /v1/stream responses open right now.",
+		}),
+		StreamEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sungrow_stream_events_sent_total",
+			Help: "Sample events written to GET /v1/stream clients.",
+		}),
 	}
-	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults)
+	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults,
+		m.StreamsOpen, m.StreamEvents)
 	return m
 }
 
