@@ -138,7 +138,7 @@ func TestStreamSendsTheNewestSampleAtOnceThenEachNewerOne(t *testing.T) {
 		is.Equal(s.Next(t, wait).Retry, "2000")
 
 		first := s.NextSample(t, wait)
-		is.Equal(first.ID, eventID(2))                   // the newest of the three
+		is.Equal(first.ID, eventID(2))                 // the newest of the three
 		is.Equal(first.Data, realtimeBody(t, srv.url)) // the very JSON of /v1/realtime
 
 		answered := ingest(t, srv.url, 3, 6) // three together: the newest is what matters
