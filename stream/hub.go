@@ -156,6 +156,7 @@ func (h *Hub) Run(ctx context.Context) {
 	if h.o.Publish != nil {
 		wg.Go(func() { h.publish(ctx) })
 	}
+	<-ctx.Done()
 	wg.Wait()
 	h.cancel()
 	h.inflight.Wait()
