@@ -31,7 +31,8 @@ func main() {
 	pid := flag.Int("pid", 0, "the server's pid (RSS, CPU, SIGTERM)")
 	flag.Parse()
 
-	ingest := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
+	// Enough idle connections that a slow patch never turns into dialling churn.
+	ingest := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *n}, Timeout: 30 * time.Second}
 	streams := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	start := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
 	devs := make([]*dev, *n)
@@ -80,9 +81,13 @@ func main() {
 		})
 	}
 	wg.Wait()
-	time.Sleep(time.Second) // the last events' arrival
 	elapsed := time.Since(t0)
 	cpu1 := cpuTicks(*pid)
+	// The last events' arrival: late ones count with their latency, only those that
+	// never come are missing.
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && outstanding(devs) > 0; {
+		time.Sleep(50 * time.Millisecond)
+	}
 	rssEnd := procKB(*pid, "VmRSS:")
 
 	var lat []time.Duration
@@ -134,6 +139,20 @@ func main() {
 	if missing > 0 || failed.Load() > 0 {
 		os.Exit(1)
 	}
+}
+
+func outstanding(devs []*dev) int {
+	n := 0
+	for _, d := range devs {
+		d.mu.Lock()
+		for id := range d.answered {
+			if _, ok := d.arrived[id]; !ok {
+				n++
+			}
+		}
+		d.mu.Unlock()
+	}
+	return n
 }
 
 type dev struct {
