@@ -352,6 +352,9 @@ func (h *Hub) publish(ctx context.Context) {
 		batch := h.pending
 		h.pending = make(map[string]time.Time, len(batch))
 		h.pubMu.Unlock()
+		if len(batch) == 0 {
+			continue // an earlier round took them
+		}
 		payloads := make([]string, 0, len(batch))
 		for dev, ts := range batch {
 			payloads = append(payloads, h.instance+" "+strconv.FormatInt(ts.UnixNano(), 10)+" "+dev)
