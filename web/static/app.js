@@ -203,7 +203,7 @@
       if (!res.ok || !res.body) throw new HttpError(res.status, 'stream refused');
       const serverNow = Date.parse(res.headers.get('Date') || '');
       if (!Number.isNaN(serverNow)) st.skewMs = serverNow - Date.now();
-      st.streaming = true;
+      setStreaming(true);
       clearTimeout(st.pollTimer);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = '';
@@ -222,7 +222,7 @@
       // a network error, a refusal or an abort: fall through to the fallback
     }
     if (st.live !== live || token !== st.token) return; // replaced or signed out
-    st.streaming = false;
+    setStreaming(false);
     poll(); // until the stream is back
     st.streamTimer = setTimeout(openStream, st.streamBackoffMs);
     st.streamBackoffMs = Math.min(st.streamBackoffMs * 2, STREAM_BACKOFF_MAX_MS);
@@ -260,7 +260,13 @@
     clearTimeout(st.streamTimer);
     if (st.live) st.live.abort.abort();
     st.live = null;
-    st.streaming = false;
+    setStreaming(false);
+  }
+
+  // data-stream on <body> says how the live view is fed: "open" or "polling".
+  function setStreaming(on) {
+    st.streaming = on;
+    document.body.dataset.stream = on ? 'open' : 'polling';
   }
 
   async function poll() {

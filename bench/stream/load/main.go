@@ -55,8 +55,9 @@ func main() {
 	var opened sync.WaitGroup
 	opened.Add(len(devs))
 	var ended atomic.Int64
+	opening := make(chan struct{}, 64) // a connect storm would only time out headers
 	for _, d := range devs {
-		go d.stream(streams, *base, &opened, &ended)
+		go d.stream(streams, *base, opening, &opened, &ended)
 	}
 	opened.Wait()
 	rssOpen := procKB(*pid, "VmRSS:")
@@ -184,14 +185,23 @@ func (d *dev) post(c *http.Client, base string, ts time.Time) bool {
 	return true
 }
 
-func (d *dev) stream(c *http.Client, base string, opened *sync.WaitGroup, ended *atomic.Int64) {
+func (d *dev) stream(c *http.Client, base string, opening chan struct{}, opened *sync.WaitGroup, ended *atomic.Int64) {
 	defer ended.Add(1)
-	req, _ := http.NewRequest(http.MethodGet, base+"/v1/stream?device_id="+d.id, nil)
-	req.Header.Set("Authorization", "Bearer "+d.token)
-	res, err := c.Do(req)
-	if err != nil || res.StatusCode != http.StatusOK {
-		fmt.Fprintf(os.Stderr, "stream %s: %v %v\n", d.id, err, res)
-		os.Exit(1)
+	opening <- struct{}{}
+	var res *http.Response
+	for attempt := 1; ; attempt++ {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/stream?device_id="+d.id, nil)
+		req.Header.Set("Authorization", "Bearer "+d.token)
+		var err error
+		res, err = c.Do(req)
+		if err == nil && res.StatusCode == http.StatusOK {
+			break
+		}
+		if attempt == 5 {
+			fmt.Fprintf(os.Stderr, "stream %s: %v %v\n", d.id, err, res)
+			os.Exit(1)
+		}
+		time.Sleep(time.Second)
 	}
 	defer res.Body.Close()
 	r := bufio.NewReader(res.Body)
@@ -208,6 +218,7 @@ func (d *dev) stream(c *http.Client, base string, opened *sync.WaitGroup, ended 
 		now := time.Now()
 		if first { // the newest sample at once: the stream is open
 			first = false
+			<-opening
 			opened.Done()
 			continue
 		}
