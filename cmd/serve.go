@@ -94,7 +94,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 	defer stopSeries()
 
 	hub := stream.New(stream.Options{
-		Source:       httpapi.NewRealtimeSource(store, realtime),
+		Source:       httpapi.NewRealtimeSource(store),
 		Publish:      stream.Notify(pool),
 		Subscription: streamSubscription(pool, logger),
 		MaxClients:   cfg.StreamMaxClients,

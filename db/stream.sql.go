@@ -9,6 +9,51 @@ import (
 	"context"
 )
 
+const latestSamples = `-- name: LatestSamples :many
+SELECT s.device_id, s.ts, s.pv_power_w, s.pv_daily_kwh, s.battery_power_w, s.battery_soc_pct,
+       s.battery_temp_c, s.load_power_w, s.export_power_w, s.sample_count
+FROM unnest($1::text[]) AS d(id)
+CROSS JOIN LATERAL (
+    SELECT device_id, ts, pv_power_w, pv_daily_kwh, battery_power_w, battery_soc_pct, battery_temp_c, load_power_w, export_power_w, sample_count FROM sungrow_samples
+    WHERE device_id = d.id
+    ORDER BY ts DESC
+    LIMIT 1
+) AS s
+`
+
+// The newest sample of each device, for the live stream's reads: one round trip for a
+// whole batch of devices, each an index scan backwards on the primary key (LIMIT 1).
+func (q *Queries) LatestSamples(ctx context.Context, deviceIds []string) ([]SungrowSample, error) {
+	rows, err := q.db.Query(ctx, latestSamples, deviceIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SungrowSample
+	for rows.Next() {
+		var i SungrowSample
+		if err := rows.Scan(
+			&i.DeviceID,
+			&i.Ts,
+			&i.PvPowerW,
+			&i.PvDailyKwh,
+			&i.BatteryPowerW,
+			&i.BatterySocPct,
+			&i.BatteryTempC,
+			&i.LoadPowerW,
+			&i.ExportPowerW,
+			&i.SampleCount,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listenStored = `-- name: ListenStored :exec
 LISTEN sungrow_stored
 `

@@ -30,9 +30,9 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 	is := is.New(t)
 	ctx := context.Background()
 	d := testenv.New(t, testenv.Postgres)
-	hub := runHub(t, stream.Options{Source: httpapi.NewRealtimeSource(telemetry.NewStore(d.Pool), nil)})
+	hub := runHub(t, stream.Options{Source: httpapi.NewRealtimeSource(telemetry.NewStore(d.Pool))})
 	full := newServer(t, d.Pool, func(deps *httpapi.Deps) {
-		deps.Stream = runHub(t, stream.Options{Source: httpapi.NewRealtimeSource(telemetry.NewStore(d.Pool), nil), MaxClients: 1})
+		deps.Stream = runHub(t, stream.Options{Source: httpapi.NewRealtimeSource(telemetry.NewStore(d.Pool)), MaxClients: 1})
 	})
 	testenv.OpenStream(t, full.URL, token, device, "") // the one stream full takes
 	srv := newServer(t, d.Pool, func(deps *httpapi.Deps) {

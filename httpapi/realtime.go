@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sungrow/sungrow/metrics"
+	"github.com/sungrow/sungrow/telemetry"
 )
 
 // handleRealtime answers with the newest sample of the token's device, through the
@@ -59,6 +60,11 @@ func realtimeJSON(ctx context.Context, store SampleStore, device string) ([]byte
 	if err != nil {
 		return nil, err
 	}
+	return encodeRealtime(sample)
+}
+
+// encodeRealtime is the one encoding of a realtime answer, shared with the stream.
+func encodeRealtime(sample telemetry.Sample) ([]byte, error) {
 	body, err := json.Marshal(sample)
 	if err != nil {
 		return nil, fmt.Errorf("encode realtime sample: %w", err)
@@ -66,27 +72,32 @@ func realtimeJSON(ctx context.Context, store SampleStore, device string) ([]byte
 	return body, nil
 }
 
-// RealtimeSource reads the realtime answer as GET /v1/realtime does, for the stream
-// hub (stream.Source), so a stream's events carry the very same JSON.
-type RealtimeSource struct {
-	store SampleStore
-	cache RealtimeCache // nil: none
+// LatestReader reads the newest samples of many devices at once; telemetry.Store is
+// the real one.
+type LatestReader interface {
+	LatestOf(ctx context.Context, deviceIDs []string) ([]telemetry.Sample, error)
 }
 
-// NewRealtimeSource reads through cache (nil: none) from store.
-func NewRealtimeSource(store SampleStore, cache RealtimeCache) *RealtimeSource {
-	return &RealtimeSource{store: store, cache: cache}
-}
+// RealtimeSource is the stream hub's stream.Source: the newest samples read from the
+// database and encoded as GET /v1/realtime answers, so events carry the very same JSON.
+type RealtimeSource struct{ store LatestReader }
 
-// Latest answers from the cache when there is one.
-func (s *RealtimeSource) Latest(ctx context.Context, device string) ([]byte, error) {
-	if s.cache == nil {
-		return s.Fresh(ctx, device)
+// NewRealtimeSource reads from store.
+func NewRealtimeSource(store LatestReader) *RealtimeSource { return &RealtimeSource{store: store} }
+
+// Newest returns the encoded newest sample of each device that has one.
+func (s *RealtimeSource) Newest(ctx context.Context, devices []string) (map[string][]byte, error) {
+	samples, err := s.store.LatestOf(ctx, devices)
+	if err != nil {
+		return nil, err
 	}
-	return s.cache.Get(ctx, device, func(ctx context.Context) ([]byte, error) { return realtimeJSON(ctx, s.store, device) })
-}
-
-// Fresh asks the database.
-func (s *RealtimeSource) Fresh(ctx context.Context, device string) ([]byte, error) {
-	return realtimeJSON(ctx, s.store, device)
+	out := make(map[string][]byte, len(samples))
+	for _, smp := range samples {
+		body, err := encodeRealtime(smp)
+		if err != nil {
+			return nil, err
+		}
+		out[smp.DeviceID] = body
+	}
+	return out, nil
 }

@@ -59,7 +59,7 @@ func newStreamServer(t *testing.T, pool *pgxpool.Pool, timescale bool, o streamO
 		sub = stream.Listen(conn, logger)
 	}
 	store := telemetry.NewStore(pool)
-	hub := stream.New(stream.Options{Source: httpapi.NewRealtimeSource(store, nil), Publish: stream.Notify(pool),
+	hub := stream.New(stream.Options{Source: httpapi.NewRealtimeSource(store), Publish: stream.Notify(pool),
 		Subscription: sub, MaxClients: o.maxClients, Logger: logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -8,7 +8,8 @@
 // database is the one service every instance has (Redis is optional), a notice is
 // sent only after the rows committed, and a stream works the same with or without
 // REDIS_URL. A notice is only a signal ("device X has a sample at ts T"): the sample
-// itself is read from the realtime cache or the database, so a lost notice costs
+// itself is read from the database, the devices whose notices arrived together in one
+// query, so a burst costs a few round trips, not one per device; a lost notice costs
 // latency, never a wrong answer, and after the subscription drops and comes back each
 // device with open streams is read again, so a sample stored meanwhile still arrives.
 //
@@ -32,8 +33,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/sungrow/sungrow/telemetry"
 )
 
 // ErrFull is returned by Subscribe when MaxClients streams are open.
@@ -42,13 +41,10 @@ var ErrFull = errors.New("too many open streams")
 // ErrClosed is returned by Subscribe once the hub is ending its streams (shutdown).
 var ErrClosed = errors.New("the server is shutting down")
 
-// Source reads a device's newest sample encoded exactly as GET /v1/realtime answers
-// it; both return telemetry.ErrNotFound for a device without samples.
+// Source reads the newest sample of each of the devices, encoded exactly as GET
+// /v1/realtime answers it, keyed by device; a device without samples is absent.
 type Source interface {
-	// Latest may answer from the realtime cache.
-	Latest(ctx context.Context, device string) ([]byte, error)
-	// Fresh asks the database.
-	Fresh(ctx context.Context, device string) ([]byte, error)
+	Newest(ctx context.Context, devices []string) (map[string][]byte, error)
 }
 
 // Subscription carries the notices of every instance to this one.
@@ -73,11 +69,13 @@ type Options struct {
 }
 
 const (
-	// loadTimeout bounds one read of a device's newest sample.
-	loadTimeout = 10 * time.Second
-	// maxLoads bounds the reads in flight, so a burst of notices queues here rather
-	// than in the database pool in front of ingest.
-	maxLoads = 16
+	// readTimeout bounds one read of a batch of devices.
+	readTimeout = 10 * time.Second
+	// readers is how many batches may be read at once: few, so a burst of notices
+	// waits here, coalescing, rather than in the database pool in front of ingest.
+	readers = 4
+	// maxBatch bounds the devices of one read.
+	maxBatch = 500
 	// publishTimeout bounds one round trip of notices.
 	publishTimeout = 5 * time.Second
 	warnEvery      = 30 * time.Second
@@ -97,32 +95,28 @@ func (e *Event) ID() string { return e.TS.UTC().Format(time.RFC3339Nano) }
 type Hub struct {
 	o        Options
 	instance string // tells this instance's own notices from the others'
-	ctx      context.Context
-	cancel   context.CancelFunc
-	loads    chan struct{} // semaphore of reads in flight
-	inflight sync.WaitGroup
 
-	mu      sync.Mutex
-	devices map[string]*device // only devices with open streams
-	open    int
-	ending  bool
-	end     chan struct{} // closed by EndStreams
+	mu       sync.Mutex
+	devices  map[string]*device // only devices with open streams
+	dirty    []*device          // devices due a read, in order
+	readWake chan struct{}
+	open     int
+	ending   bool
+	end      chan struct{} // closed by EndStreams
 
 	pubMu   sync.Mutex
 	pending map[string]time.Time // device → newest ts not yet published
 	pubWake chan struct{}
 
-	loadWarn, pubWarn throttle
+	readWarn, pubWarn throttle
 }
 
 // device is the hub's state for one device with open streams.
 type device struct {
 	id     string
 	subs   map[*Stream]struct{}
-	latest *Event    // the newest event handed to the streams
-	want   time.Time // the newest ts a notice announced
-	// loading: a read is under way; again(Fresh): another is due when it ends.
-	loading, again, againFresh bool
+	latest *Event // the newest event handed to the streams
+	queued bool   // in Hub.dirty
 }
 
 // New returns a hub; Run starts its background work.
@@ -135,35 +129,34 @@ func New(o Options) *Hub {
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	ctx, cancel := context.WithCancel(context.Background())
 	return &Hub{
-		o: o, instance: hex.EncodeToString(b), ctx: ctx, cancel: cancel,
-		loads:   make(chan struct{}, maxLoads),
-		devices: make(map[string]*device),
+		o: o, instance: hex.EncodeToString(b),
+		devices:  make(map[string]*device),
+		readWake: make(chan struct{}, 1),
 		end:     make(chan struct{}),
 		pending: make(map[string]time.Time),
 		pubWake: make(chan struct{}, 1),
 	}
 }
 
-// Run publishes this instance's notices and listens to the others' until ctx ends,
-// then waits for the reads in flight.
+// Run reads what the streams need, publishes this instance's notices and listens to
+// the others' until ctx ends.
 func (h *Hub) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	for range readers {
+		wg.Go(func() { h.read(ctx) })
+	}
 	if h.o.Subscription != nil {
 		wg.Go(func() { h.o.Subscription.Run(ctx, h.received, h.resync) })
 	}
 	if h.o.Publish != nil {
 		wg.Go(func() { h.publish(ctx) })
 	}
-	<-ctx.Done()
 	wg.Wait()
-	h.cancel()
-	h.inflight.Wait()
 }
 
-// Stored is the ingest hook (httpapi.StoredListener): it returns at once, handing the
-// device's local streams a read of the new sample and queueing the notice for the
+// Stored is the ingest hook (httpapi.StoredListener): it returns at once, queueing a
+// read of the new sample for the device's local streams and the notice for the
 // other instances, one per device however many batches arrive meanwhile.
 func (h *Hub) Stored(deviceID string, newest time.Time) {
 	h.notice(deviceID, newest)
@@ -203,7 +196,7 @@ func (h *Hub) Subscribe(deviceID string, after time.Time) (*Stream, error) {
 	if d.latest != nil {
 		s.offer(d.latest)
 	}
-	h.refresh(d, false) // the newest sample, as /v1/realtime has it now
+	h.refresh(d) // the newest sample, as it is now
 	return s, nil
 }
 
@@ -234,89 +227,104 @@ func (h *Hub) notice(deviceID string, ts time.Time) {
 	if d == nil || (d.latest != nil && !ts.After(d.latest.TS)) {
 		return
 	}
-	if ts.After(d.want) {
-		d.want = ts
-	}
-	h.refresh(d, false)
+	h.refresh(d)
 }
 
-// resync reads every streamed device's newest sample from the database: the
-// subscription (re)started and may have missed notices, or Poll says it is time.
+// resync reads every streamed device's newest sample: the subscription (re)started
+// and may have missed notices, or Poll says it is time.
 func (h *Hub) resync() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, d := range h.devices {
-		h.refresh(d, true)
+		h.refresh(d)
 	}
 }
 
-// refresh starts a read of the device's newest sample, or asks the one under way to
-// read once more when it is done, so a device never has more than one read at a time.
-// The caller holds h.mu.
-func (h *Hub) refresh(d *device, fresh bool) {
-	if h.ctx.Err() != nil {
+// refresh queues a read of the device's newest sample, once however often it is
+// asked before the read begins. The caller holds h.mu.
+func (h *Hub) refresh(d *device) {
+	if d.queued {
 		return
 	}
-	if d.loading {
-		d.again = true
-		d.againFresh = d.againFresh || fresh
-		return
-	}
-	d.loading = true
-	h.inflight.Add(1)
-	go h.load(d, fresh, d.want)
-}
-
-func (h *Hub) load(d *device, fresh bool, want time.Time) {
-	defer h.inflight.Done()
-	for {
-		ev, err := h.read(d.id, fresh, want)
-		if err != nil && !errors.Is(err, telemetry.ErrNotFound) && h.ctx.Err() == nil {
-			h.loadWarn.warn(h.o.Logger, "stream: cannot read the newest sample; the next notice retries",
-				"device_id", d.id, "err", err)
-		}
-		h.mu.Lock()
-		if ev != nil {
-			h.deliver(d, ev)
-		}
-		if !d.again || h.devices[d.id] != d || h.ctx.Err() != nil {
-			d.loading, d.again, d.againFresh = false, false, false
-			h.mu.Unlock()
-			return
-		}
-		fresh, want = d.againFresh, d.want
-		d.again, d.againFresh = false, false
-		h.mu.Unlock()
-	}
-}
-
-// read returns the device's newest sample. An answer from the cache older than a
-// notice announced is a cache that lags (another instance's in-process cache, or a
-// Redis invalidation that failed), so the database is asked.
-func (h *Hub) read(deviceID string, fresh bool, want time.Time) (*Event, error) {
+	d.queued = true
+	h.dirty = append(h.dirty, d)
 	select {
-	case h.loads <- struct{}{}:
-	case <-h.ctx.Done():
-		return nil, h.ctx.Err()
+	case h.readWake <- struct{}{}:
+	default:
 	}
-	defer func() { <-h.loads }()
-	ctx, cancel := context.WithTimeout(h.ctx, loadTimeout)
-	defer cancel()
-	get := h.o.Source.Latest
-	if fresh {
-		get = h.o.Source.Fresh
-	}
-	ev, err := event(get(ctx, deviceID))
-	if err == nil && !fresh && ev.TS.Before(want) {
-		ev, err = event(h.o.Source.Fresh(ctx, deviceID))
-	}
-	return ev, err
 }
 
-func event(body []byte, err error) (*Event, error) {
-	if err != nil {
-		return nil, err
+// read takes the queued devices in batches, reads their newest samples in one query
+// per batch and hands them to the streams, until ctx ends.
+func (h *Hub) read(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.readWake:
+		}
+		for ctx.Err() == nil {
+			batch := h.takeBatch()
+			if len(batch) == 0 {
+				break
+			}
+			ids := make([]string, len(batch))
+			for i, d := range batch {
+				ids[i] = d.id
+			}
+			rctx, cancel := context.WithTimeout(ctx, readTimeout)
+			bodies, err := h.o.Source.Newest(rctx, ids)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					h.readWarn.warn(h.o.Logger, "stream: cannot read the newest samples; the next notice retries",
+						"devices", len(ids), "err", err)
+				}
+				continue
+			}
+			events := make(map[string]*Event, len(bodies))
+			for id, body := range bodies {
+				if ev, err := event(body); err == nil {
+					events[id] = ev
+				}
+			}
+			h.mu.Lock()
+			for _, d := range batch {
+				if ev := events[d.id]; ev != nil {
+					h.deliver(d, ev)
+				}
+			}
+			h.mu.Unlock()
+		}
 	}
+}
+
+// takeBatch dequeues up to maxBatch devices that still have streams, and leaves the
+// rest to another reader.
+func (h *Hub) takeBatch() []*device {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var batch []*device
+	for len(h.dirty) > 0 && len(batch) < maxBatch {
+		d := h.dirty[0]
+		h.dirty = h.dirty[1:]
+		d.queued = false
+		if h.devices[d.id] == d {
+			batch = append(batch, d)
+		}
+	}
+	if len(h.dirty) == 0 {
+		h.dirty = nil // let the backing array go after a burst
+	} else {
+		select {
+		case h.readWake <- struct{}{}:
+		default:
+		}
+	}
+	return batch
+}
+
+func event(body []byte) (*Event, error) {
 	var v struct {
 		TS time.Time `json:"ts"`
 	}

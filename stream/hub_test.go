@@ -11,7 +11,6 @@ import (
 
 	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/stream"
-	"github.com/sungrow/sungrow/telemetry"
 )
 
 // memorySource is a device's newest sample held in memory; the hub's own logic is
@@ -28,19 +27,17 @@ func (m *memorySource) set(device string, ts time.Time) {
 	m.newest[device] = ts
 }
 
-func (m *memorySource) Latest(ctx context.Context, device string) ([]byte, error) {
-	return m.Fresh(ctx, device)
-}
-
-func (m *memorySource) Fresh(_ context.Context, device string) ([]byte, error) {
+func (m *memorySource) Newest(_ context.Context, devices []string) (map[string][]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.reads++
-	ts, ok := m.newest[device]
-	if !ok {
-		return nil, telemetry.ErrNotFound
+	out := map[string][]byte{}
+	for _, device := range devices {
+		if ts, ok := m.newest[device]; ok {
+			out[device] = fmt.Appendf(nil, `{"device_id":%q,"ts":%q}`, device, ts.Format(time.RFC3339Nano))
+		}
 	}
-	return fmt.Appendf(nil, `{"device_id":%q,"ts":%q}`, device, ts.Format(time.RFC3339Nano)), nil
+	return out, nil
 }
 
 func newHub(t *testing.T, src stream.Source) *stream.Hub {
