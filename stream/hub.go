@@ -133,9 +133,9 @@ func New(o Options) *Hub {
 		o: o, instance: hex.EncodeToString(b),
 		devices:  make(map[string]*device),
 		readWake: make(chan struct{}, 1),
-		end:     make(chan struct{}),
-		pending: make(map[string]time.Time),
-		pubWake: make(chan struct{}, 1),
+		end:      make(chan struct{}),
+		pending:  make(map[string]time.Time),
+		pubWake:  make(chan struct{}, 1),
 	}
 }
 
