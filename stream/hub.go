@@ -17,7 +17,8 @@
 // not possible (a pool of one connection, like the tests' single-connection TimescaleDB
 // server, where a held LISTEN would block every query), Poll stands in: it reads the
 // newest sample of each streamed device twice a second instead. Either way, a sample
-// ingested through this instance reaches its streams at once, without a round trip.
+// ingested through this instance is read for its streams at once, not after its own
+// notice came back.
 package stream
 
 import (
