@@ -14,13 +14,15 @@ import (
 )
 
 // dashboardServer is the whole API as serve wires it, over the test's database: the
-// in-process realtime cache (5 s, as CACHE_TTL_S defaults) and series in UTC.
+// in-process realtime cache (5 s, as CACHE_TTL_S defaults), series in UTC and the
+// live stream's hub.
 func dashboardServer(t *testing.T, d *testenv.DB, store *telemetry.Store) http.Handler {
 	t.Helper()
 	svc, _, err := series.Open(context.Background(), d.Pool, time.UTC)
 	if err != nil {
 		t.Fatalf("open series: %v", err)
 	}
+	hub := liveHub(t, d, store)
 	return httpapi.NewServer(httpapi.Deps{
 		Logger:               discardLogger(),
 		Tokens:               map[string]string{token: device},
@@ -29,5 +31,7 @@ func dashboardServer(t *testing.T, d *testenv.DB, store *telemetry.Store) http.H
 		Series:               svc,
 		MaxRequestBytes:      1 << 20,
 		MaxSamplesPerRequest: 1000,
+		Stored:               []httpapi.StoredListener{hub},
+		Stream:               hub,
 	})
 }
