@@ -60,7 +60,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 	if err := requireMigrated(ctx, pool); err != nil {
 		return err
 	}
-	store := telemetry.NewStore(pool)
+	store := telemetry.NewStore(pool, telemetry.WithQuarantineMax(cfg.QuarantineMaxPerDevice))
 	timescale, err := store.TimescaleInstalled(ctx)
 	if err != nil {
 		return err
@@ -121,6 +121,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		Stored:               []httpapi.StoredListener{hub},
 		Stream:               hub,
 		StreamKeepalive:      cfg.StreamKeepalive,
+		Quarantine:           store,
 	})
 	return listenAndServe(ctx, logger, cfg, handler, hub.EndStreams)
 }

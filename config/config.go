@@ -38,6 +38,9 @@ type Config struct {
 	StreamKeepalive time.Duration
 	// StreamMaxClients (STREAM_MAX_CLIENTS) bounds the open streams of one instance.
 	StreamMaxClients int
+	// QuarantineMaxPerDevice (QUARANTINE_MAX_PER_DEVICE) bounds the implausible samples
+	// kept per device; beyond it the oldest arrivals are dropped.
+	QuarantineMaxPerDevice int
 }
 
 // Load reads the configuration, applying defaults for unset variables. All problems are
@@ -64,6 +67,7 @@ func Load(getenv func(string) string) (Config, error) {
 		cfg.StreamKeepalive = 15 * time.Second
 	}
 	cfg.StreamMaxClients = int(positiveInt(getenv, "STREAM_MAX_CLIENTS", 10000, &errs))
+	cfg.QuarantineMaxPerDevice = int(positiveInt(getenv, "QUARANTINE_MAX_PER_DEVICE", 10000, &errs))
 	return cfg, errors.Join(errs...)
 }
 

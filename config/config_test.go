@@ -26,23 +26,25 @@ func TestLoadDefaults(t *testing.T) {
 	is.Equal(len(cfg.CORSOrigins), 0)
 	is.Equal(cfg.StreamKeepalive, 15*time.Second)
 	is.Equal(cfg.StreamMaxClients, 10000)
+	is.Equal(cfg.QuarantineMaxPerDevice, 10000)
 	is.True(cfg.RequireDatabase() != nil) // DATABASE_URL has no default
 }
 
 func TestLoadReportsEveryBadVariableByName(t *testing.T) {
 	is := is.New(t)
 	_, err := config.Load(env(map[string]string{
-		"MAX_REQUEST_BYTES":       "1MB",
-		"MAX_SAMPLES_PER_REQUEST": "-5",
-		"CACHE_TTL_S":             "soon",
-		"SUNGROW_TZ":              "Mars/Olympus",
-		"CORS_ORIGINS":            "dash.example.com",
-		"STREAM_KEEPALIVE_S":      "0",
-		"STREAM_MAX_CLIENTS":      "0",
+		"MAX_REQUEST_BYTES":         "1MB",
+		"MAX_SAMPLES_PER_REQUEST":   "-5",
+		"CACHE_TTL_S":               "soon",
+		"SUNGROW_TZ":                "Mars/Olympus",
+		"CORS_ORIGINS":              "dash.example.com",
+		"QUARANTINE_MAX_PER_DEVICE": "0",
+		"STREAM_KEEPALIVE_S":        "0",
+		"STREAM_MAX_CLIENTS":        "0",
 	}))
 	is.True(err != nil)
 	for _, name := range []string{"MAX_REQUEST_BYTES", "MAX_SAMPLES_PER_REQUEST", "CACHE_TTL_S", "SUNGROW_TZ", "CORS_ORIGINS",
-		"STREAM_KEEPALIVE_S", "STREAM_MAX_CLIENTS"} {
+		"QUARANTINE_MAX_PER_DEVICE", "STREAM_KEEPALIVE_S", "STREAM_MAX_CLIENTS"} {
 		is.True(strings.Contains(err.Error(), name)) // each problem names its variable
 	}
 }
@@ -50,13 +52,15 @@ func TestLoadReportsEveryBadVariableByName(t *testing.T) {
 func TestLoadReadsValues(t *testing.T) {
 	is := is.New(t)
 	cfg, err := config.Load(env(map[string]string{
-		"CACHE_TTL_S":        "0",
-		"SUNGROW_TZ":         "Europe/Brussels",
-		"CORS_ORIGINS":       " https://a.example.com/ , http://localhost:3000",
-		"STREAM_KEEPALIVE_S": "0.5",
-		"STREAM_MAX_CLIENTS": "3",
+		"CACHE_TTL_S":               "0",
+		"SUNGROW_TZ":                "Europe/Brussels",
+		"CORS_ORIGINS":              " https://a.example.com/ , http://localhost:3000",
+		"QUARANTINE_MAX_PER_DEVICE": "50",
+		"STREAM_KEEPALIVE_S":        "0.5",
+		"STREAM_MAX_CLIENTS":        "3",
 	}))
 	is.NoErr(err)
+	is.Equal(cfg.QuarantineMaxPerDevice, 50)
 	is.Equal(cfg.StreamKeepalive, 500*time.Millisecond)
 	is.Equal(cfg.StreamMaxClients, 3)
 	is.Equal(cfg.CacheTTL, time.Duration(0)) // 0 turns caching off

@@ -24,6 +24,8 @@ type Metrics struct {
 	CacheResults    *prometheus.CounterVec // result: hit or miss
 	StreamsOpen     prometheus.Gauge
 	StreamEvents    prometheus.Counter
+	// QuarantinedSamples counts implausible samples set aside by ingest, by reason.
+	QuarantinedSamples *prometheus.CounterVec
 }
 
 // New returns a fresh registry with the Go runtime and process collectors in it.
@@ -65,9 +67,13 @@ func New() *Metrics {
 			Name: "sungrow_stream_events_sent_total",
 			Help: "Sample events written to GET /v1/stream clients.",
 		}),
+		QuarantinedSamples: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sungrow_ingest_samples_quarantined_total",
+			Help: "Implausible samples POST /v1/ingest set aside instead of storing, new or re-sent, by reason (a sample with two implausible fields counts under both).",
+		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults,
-		m.StreamsOpen, m.StreamEvents)
+		m.QuarantinedSamples, m.StreamsOpen, m.StreamEvents)
 	return m
 }
 
