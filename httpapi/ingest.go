@@ -105,4 +105,3 @@ func (l *warnLimiter) allow(device string, now time.Time) bool {
 	l.last[device] = now
 	return true
 }
-
