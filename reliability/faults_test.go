@@ -363,3 +363,46 @@ func TestSlowClientsAreDroppedWhileOthersAreServed(t *testing.T) {
 	is.Equal(failed.Load(), int64(0))                                                          // without a failure
 	is.Equal(countBetween(t, d.Pool, dev.ID, start.Add(time.Hour), start.Add(2*time.Hour)), 0) // nothing of the slow body stored
 }
+
+// TestTableTokensOutlivePostgresOutage: the tokens of the devices table are held in
+// memory, so a database that is away refuses nobody (the reads that need it answer
+// 503, not 401), and changes made after it is back reach serve again without a restart.
+func TestTableTokensOutlivePostgresOutage(t *testing.T) {
+	is := is.New(t)
+	pg := testenv.StartPostgres(t)
+	env := map[string]string{"DATABASE_URL": pg.URL("sungrow")}
+	runCmd(t, env, "migrate", "up")
+	token := func(out string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if tok, ok := strings.CutPrefix(l, "token 1: "); ok {
+				return tok
+			}
+		}
+		t.Fatalf("no token in %q", out)
+		return ""
+	}
+	tok := token(runCmd(t, env, "device", "add", "inverter-a"))
+	srv := startServe(t, env)
+	me := func(tok string) int {
+		status, _ := send(t, http.MethodGet, srv.base+"/v1/me", "Bearer "+tok, nil)
+		return status
+	}
+	is.Equal(me(tok), http.StatusOK)
+
+	pg.Crash(t)
+	// Let a few polls fail first.
+	testenv.Await(t, "serve to notice the outage", 20*time.Second, func() bool {
+		return strings.Contains(srv.logs.String(), "device tokens: the table failed")
+	})
+	is.Equal(me(tok), http.StatusOK) // still admitted
+	status, _ := send(t, http.MethodGet, srv.base+"/v1/realtime?device_id=inverter-a", "Bearer "+tok, nil)
+	is.Equal(status, http.StatusServiceUnavailable) // what needs the database says so
+
+	pg.Start(t)
+	runCmd(t, env, "device", "remove", "inverter-a")
+	testenv.Await(t, "the removal to reach serve after the outage", 20*time.Second, func() bool {
+		return me(tok) == http.StatusUnauthorized
+	})
+	is.True(strings.Contains(srv.logs.String(), "device tokens: the table answers again"))
+	is.True(!strings.Contains(srv.logs.String(), tok))
+}
