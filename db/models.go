@@ -6,6 +6,8 @@ package db
 
 import (
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type SungrowAggregateZone struct {
@@ -64,6 +66,11 @@ type SungrowMonthly struct {
 	SumExportPowerW  float64
 }
 
+type SungrowRawHorizon struct {
+	Horizon time.Time
+	One     bool
+}
+
 type SungrowSample struct {
 	DeviceID      string
 	Ts            time.Time
@@ -75,4 +82,57 @@ type SungrowSample struct {
 	LoadPowerW    float64
 	ExportPowerW  float64
 	SampleCount   int32
+}
+
+type TimescaledbCatalogHypertable struct {
+	ID         int32
+	SchemaName string
+	TableName  string
+}
+
+type TimescaledbInformationChunk struct {
+	HypertableSchema string
+	HypertableName   string
+	ChunkName        string
+	RangeStart       pgtype.Timestamptz
+	RangeEnd         pgtype.Timestamptz
+	IsCompressed     bool
+}
+
+type TimescaledbInformationContinuousAggregate struct {
+	HypertableSchema                string
+	HypertableName                  string
+	ViewSchema                      string
+	ViewName                        string
+	MaterializationHypertableSchema string
+	MaterializationHypertableName   string
+}
+
+type TimescaledbInformationDimension struct {
+	HypertableSchema string
+	HypertableName   string
+	ColumnName       string
+	TimeInterval     pgtype.Interval
+}
+
+type TimescaledbInformationJob struct {
+	JobID            int32
+	ApplicationName  string
+	ScheduleInterval pgtype.Interval
+	ProcSchema       string
+	ProcName         string
+	Scheduled        bool
+	Config           []byte
+	HypertableSchema *string
+	HypertableName   *string
+}
+
+type TimescaledbInformationJobStat struct {
+	JobID                int32
+	LastRunStartedAt     pgtype.Timestamptz
+	LastSuccessfulFinish pgtype.Timestamptz
+	LastRunStatus        *string
+	NextStart            pgtype.Timestamptz
+	TotalRuns            *int64
+	TotalFailures        *int64
 }

@@ -22,6 +22,7 @@ type Metrics struct {
 	IngestedRows    prometheus.Counter
 	ReceivedSamples prometheus.Counter
 	CacheResults    *prometheus.CounterVec // result: hit or miss
+	StorageBytes    *prometheus.GaugeVec   // relation: sungrow_samples or an aggregate
 }
 
 // New returns a fresh registry with the Go runtime and process collectors in it.
@@ -55,8 +56,13 @@ func New() *Metrics {
 			Name: "sungrow_realtime_cache_requests_total",
 			Help: "GET /v1/realtime answers, by whether the cache had them (hit) or the database was asked (miss).",
 		}, []string{"result"}),
+		StorageBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sungrow_storage_bytes",
+			Help: "Bytes on disk of the raw samples table and of each series aggregate, indexes included; read in the background at most once a minute.",
+		}, []string{"relation"}),
 	}
-	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults)
+	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults,
+		m.StorageBytes)
 	return m
 }
 
