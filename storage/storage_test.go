@@ -160,7 +160,7 @@ func TestCompressedChunksKeepIngestAndSeries(t *testing.T) {
 	is.NoErr(err)
 	raw := st.Samples()
 	is.True(raw.Chunks >= 3)
-	is.Equal(raw.CompressedChunks, raw.Chunks)                // all compressed
+	is.Equal(raw.CompressedChunks, raw.Chunks)            // all compressed
 	is.True(raw.AfterCompression < raw.BeforeCompression) // and smaller for it
 	sameFrames(t, before, framesJSON(t, svc, cases))
 
