@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/matryer/is"
 
 	"github.com/sungrow/sungrow/db"
 	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/series"
+	sungrowsql "github.com/sungrow/sungrow/sql"
 	"github.com/sungrow/sungrow/storage"
 	"github.com/sungrow/sungrow/telemetry"
 )
@@ -362,4 +364,59 @@ func TestParseInterval(t *testing.T) {
 		_, err := storage.ParseInterval("--x", in)
 		is.True(err != nil) // refused
 	}
+}
+
+// TestWatchReportsSizes: what /metrics shows comes from this loop, read at once and
+// then every interval.
+func TestWatchReportsSizes(t *testing.T) {
+	testenv.ForEach(t, func(t *testing.T, d *testenv.DB) {
+		is := is.New(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		reports := make(chan []storage.Relation, 10)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			storage.Watch(ctx, d.Pool, time.Hour, slog.New(slog.DiscardHandler), func(r []storage.Relation) { reports <- r })
+		}()
+		rels := <-reports
+		cancel()
+		<-done
+		is.Equal(rels[0].Name, storage.SamplesTable)
+		is.True(rels[0].Bytes > 0)
+		if d.Timescale {
+			is.Equal(len(rels), 4) // and each aggregate
+		}
+	})
+}
+
+// TestMigrationDownDecompresses: rolling back migration 5 decompresses every chunk,
+// turns compression off and keeps every sample; up again compresses as before.
+func TestMigrationDownDecompresses(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	d := testenv.New(t, testenv.TimescaleDB)
+	samples := samplesEvery(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC), 10*time.Minute)
+	insert(t, telemetry.NewStore(d.Pool), samples)
+	is.NoErr(db.New(d.Pool).RunJob(ctx, jobID(t, d.Pool, "policy_compression")))
+
+	sqlDB := stdlib.OpenDBFromPool(d.Pool)
+	defer sqlDB.Close()
+	p, err := sungrowsql.NewMigrator(sqlDB)
+	is.NoErr(err)
+	res, err := p.Down(ctx)
+	is.NoErr(err)
+	is.Equal(res.Source.Version, int64(5))
+	var n int64
+	var compressed bool
+	is.NoErr(d.Pool.QueryRow(ctx, "SELECT count(*) FROM sungrow_samples").Scan(&n))
+	is.Equal(n, int64(len(samples))) // every sample kept
+	is.NoErr(d.Pool.QueryRow(ctx, `SELECT compression_enabled FROM timescaledb_information.hypertables
+		WHERE hypertable_schema = current_schema() AND hypertable_name = 'sungrow_samples'`).Scan(&compressed))
+	is.True(!compressed)
+	_, err = p.Up(ctx)
+	is.NoErr(err)
+	is.NoErr(db.New(d.Pool).RunJob(ctx, jobID(t, d.Pool, "policy_compression")))
+	st, err := storage.Read(ctx, d.Pool)
+	is.NoErr(err)
+	is.Equal(st.Samples().CompressedChunks, st.Samples().Chunks)
 }
