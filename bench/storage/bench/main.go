@@ -90,8 +90,12 @@ func run() error {
 		fmt.Printf("%s: sungrow_samples %d bytes, %.1f bytes/sample\n", label, b, float64(b)/float64(rows))
 		return b, nil
 	}
+	if *loadOnly {
+		_, err := sizes("on disk")
+		return err
+	}
 	before, err := sizes("before compression")
-	if err != nil || *loadOnly {
+	if err != nil {
 		return err
 	}
 
