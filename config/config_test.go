@@ -23,21 +23,25 @@ func TestLoadDefaults(t *testing.T) {
 	is.Equal(cfg.MaxSamplesPerRequest, 1000)
 	is.Equal(cfg.CacheTTL, 5*time.Second)
 	is.Equal(cfg.TZ, time.UTC)
+	is.Equal(cfg.SampleInterval, 5*time.Second)
 	is.Equal(len(cfg.CORSOrigins), 0)
+	is.Equal(cfg.QuarantineMaxPerDevice, 10000)
 	is.True(cfg.RequireDatabase() != nil) // DATABASE_URL has no default
 }
 
 func TestLoadReportsEveryBadVariableByName(t *testing.T) {
 	is := is.New(t)
 	_, err := config.Load(env(map[string]string{
-		"MAX_REQUEST_BYTES":       "1MB",
-		"MAX_SAMPLES_PER_REQUEST": "-5",
-		"CACHE_TTL_S":             "soon",
-		"SUNGROW_TZ":              "Mars/Olympus",
-		"CORS_ORIGINS":            "dash.example.com",
+		"MAX_REQUEST_BYTES":         "1MB",
+		"MAX_SAMPLES_PER_REQUEST":   "-5",
+		"CACHE_TTL_S":               "soon",
+		"SUNGROW_TZ":                "Mars/Olympus",
+		"CORS_ORIGINS":              "dash.example.com",
+		"QUARANTINE_MAX_PER_DEVICE": "0",
+		"SAMPLE_INTERVAL_S":         "3601",
 	}))
 	is.True(err != nil)
-	for _, name := range []string{"MAX_REQUEST_BYTES", "MAX_SAMPLES_PER_REQUEST", "CACHE_TTL_S", "SUNGROW_TZ", "CORS_ORIGINS"} {
+	for _, name := range []string{"MAX_REQUEST_BYTES", "MAX_SAMPLES_PER_REQUEST", "CACHE_TTL_S", "SUNGROW_TZ", "CORS_ORIGINS", "QUARANTINE_MAX_PER_DEVICE", "SAMPLE_INTERVAL_S"} {
 		is.True(strings.Contains(err.Error(), name)) // each problem names its variable
 	}
 }
@@ -45,11 +49,15 @@ func TestLoadReportsEveryBadVariableByName(t *testing.T) {
 func TestLoadReadsValues(t *testing.T) {
 	is := is.New(t)
 	cfg, err := config.Load(env(map[string]string{
-		"CACHE_TTL_S":  "0",
-		"SUNGROW_TZ":   "Europe/Brussels",
-		"CORS_ORIGINS": " https://a.example.com/ , http://localhost:3000",
+		"CACHE_TTL_S":               "0",
+		"SUNGROW_TZ":                "Europe/Brussels",
+		"CORS_ORIGINS":              " https://a.example.com/ , http://localhost:3000",
+		"QUARANTINE_MAX_PER_DEVICE": "50",
+		"SAMPLE_INTERVAL_S":         "60",
 	}))
 	is.NoErr(err)
+	is.Equal(cfg.QuarantineMaxPerDevice, 50)
+	is.Equal(cfg.SampleInterval, time.Minute)
 	is.Equal(cfg.CacheTTL, time.Duration(0)) // 0 turns caching off
 	is.Equal(cfg.TZ.String(), "Europe/Brussels")
 	is.Equal(cfg.CORSOrigins, []string{"https://a.example.com", "http://localhost:3000"})

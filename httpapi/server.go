@@ -35,11 +35,23 @@ type Deps struct {
 	Series SeriesReader
 	// LateData is told the span of each batch that stored new samples; nil: nobody.
 	LateData LateDataNotifier
+	// Quarantine answers GET /v1/quarantine; nil: 503.
+	Quarantine QuarantineReader
+}
+
+// QuarantineReader lists the set-aside samples of a device; telemetry.Store is the
+// real one.
+type QuarantineReader interface {
+	Quarantined(ctx context.Context, deviceID string, limit int) (telemetry.QuarantineSummary, []telemetry.QuarantineEntry, error)
 }
 
 // SampleStore writes and reads samples; telemetry.Store is the real one.
 type SampleStore interface {
 	Insert(ctx context.Context, deviceID string, samples []telemetry.Sample) (int64, error)
+	// InsertSettingAside is Insert plus the implausible samples of the batch, set aside
+	// in the quarantine in the same transaction; with none it is Insert.
+	InsertSettingAside(ctx context.Context, deviceID string, samples []telemetry.Sample,
+		aside []telemetry.SetAside, receivedAt time.Time) (int64, error)
 	// Latest returns the newest sample of a device, or telemetry.ErrNotFound.
 	Latest(ctx context.Context, deviceID string) (telemetry.Sample, error)
 }

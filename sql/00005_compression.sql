@@ -120,13 +120,23 @@ $$;
 -- +goose StatementEnd
 
 -- +goose Down
+-- Refused once raw retention has dropped chunks: without the horizon and its guard,
+-- a sample below it or a rebuild of the aggregates (migration 4 down and up) would
+-- recompute the aggregates from the raw samples that are left, and lose the rest.
 -- +goose StatementBegin
 DO $$
 DECLARE
     job integer;
+    dropped timestamptz;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'timescaledb') THEN
         RETURN;
+    END IF;
+    SELECT horizon INTO dropped FROM sungrow_raw_horizon;
+    IF dropped IS NOT NULL THEN
+        RAISE EXCEPTION 'raw retention has dropped the samples before %; the aggregates are their only record, '
+            'and rolling back migration 5 would let them be recomputed from what is left. '
+            'To roll back anyway: DELETE FROM sungrow_raw_horizon', dropped;
     END IF;
     FOR job IN SELECT job_id FROM timescaledb_information.jobs
                WHERE proc_schema = current_schema() AND proc_name = 'sungrow_raw_retention' LOOP

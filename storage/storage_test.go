@@ -79,11 +79,11 @@ func framesJSON(t *testing.T, svc *series.Service, cases []frameCase) map[frameC
 	t.Helper()
 	out := map[frameCase]string{}
 	for _, c := range cases {
-		b, err := svc.Series(context.Background(), dev, c.frame, c.date)
+		r, err := svc.Series(context.Background(), dev, c.frame, c.date)
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, err := json.Marshal(b)
+		j, err := json.Marshal(r) // buckets and totals, energy included
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,12 +94,12 @@ func framesJSON(t *testing.T, svc *series.Service, cases []frameCase) map[frameC
 
 func samplesIn(t *testing.T, svc *series.Service, c frameCase) int64 {
 	t.Helper()
-	b, err := svc.Series(context.Background(), dev, c.frame, c.date)
+	r, err := svc.Series(context.Background(), dev, c.frame, c.date)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var n int64
-	for _, x := range b {
+	for _, x := range r.Buckets {
 		n += x.SampleCount
 	}
 	return n
@@ -317,9 +317,10 @@ func TestRawRetentionDropsOnlyWhatTheAggregatesKeep(t *testing.T) {
 	refreshAll(t, d.Pool, time.Time{}, now)
 	after := framesJSON(t, svc, cases)
 	for c := range before {
-		var a, b []series.Bucket
-		is.NoErr(json.Unmarshal([]byte(before[c]), &a))
-		is.NoErr(json.Unmarshal([]byte(after[c]), &b))
+		var ra, rb series.Result
+		is.NoErr(json.Unmarshal([]byte(before[c]), &ra))
+		is.NoErr(json.Unmarshal([]byte(after[c]), &rb))
+		a, b := ra.Buckets, rb.Buckets
 		is.Equal(len(a), len(b))
 		for i := range a {
 			is.Equal(a[i].SampleCount, b[i].SampleCount) // nothing lost
@@ -328,6 +329,15 @@ func TestRawRetentionDropsOnlyWhatTheAggregatesKeep(t *testing.T) {
 			is.True(math.Abs(a[i].AvgLoadPowerW-b[i].AvgLoadPowerW) <= 1e-12*math.Abs(a[i].AvgLoadPowerW))
 		}
 	}
+
+	// Migration 5 will not be rolled back over dropped chunks.
+	sqlDB := stdlib.OpenDBFromPool(d.Pool)
+	defer sqlDB.Close()
+	migrator, err := sungrowsql.NewMigrator(sqlDB)
+	is.NoErr(err)
+	_, err = migrator.Down(ctx)
+	is.True(err != nil)
+	is.True(strings.Contains(err.Error(), "raw retention has dropped the samples before"))
 
 	changes, err = storage.Apply(ctx, d.Pool, storage.Policy{RawRetention: "off"}, series.PathAggregates)
 	is.NoErr(err)

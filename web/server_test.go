@@ -28,6 +28,7 @@ func dashboardServer(t *testing.T, d *testenv.DB, store *telemetry.Store, device
 		Logger:               discardLogger(),
 		Tokens:               map[string]string{token: device},
 		Samples:              store,
+		Quarantine:           store,
 		Cache:                cache.NewMemory(cache.Options{TTL: 5 * time.Second, Logger: discardLogger()}),
 		Series:               svc,
 		Now:                  now,

@@ -179,18 +179,18 @@ func timeQueries(ctx context.Context, svc *series.Service, store *telemetry.Stor
 	fmt.Printf("  newest sample  %8.2f ms\n", ms(d))
 	local := time.Date(date.Year(), date.Month(), date.Day(), 0, 0, 0, 0, svc.Location())
 	for _, f := range []string{"day", "week", "month", "year", "all"} {
-		var buckets []series.Bucket
+		var res series.Result
 		d, err := p50(func() error {
 			var err error
-			buckets, err = svc.Series(ctx, "bench-device", f, local)
+			res, err = svc.Series(ctx, "bench-device", f, local)
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
-		j, _ := json.Marshal(buckets)
+		j, _ := json.Marshal(res)
 		out[f] = string(j)
-		fmt.Printf("  frame=%-6s %8.2f ms (%d buckets)\n", f, ms(d), len(buckets))
+		fmt.Printf("  frame=%-6s %8.2f ms (%d buckets)\n", f, ms(d), len(res.Buckets))
 	}
 	return out, nil
 }
