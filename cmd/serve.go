@@ -16,6 +16,7 @@ import (
 
 	"github.com/sungrow/sungrow/cache"
 	"github.com/sungrow/sungrow/config"
+	"github.com/sungrow/sungrow/devices"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/metrics"
 	"github.com/sungrow/sungrow/storage"
@@ -48,7 +49,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	tokens, err := config.ParseDeviceTokens(e.getenv("DEVICE_TOKENS"))
+	envTokens, err := config.ParseDeviceTokens(e.getenv("DEVICE_TOKENS"))
 	if err != nil {
 		return err
 	}
@@ -81,15 +82,34 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		realtime = rc
 	}
 
+	registry, err := devices.Open(ctx, pool, envTokens, devices.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	// The registry outlives the HTTP server by a moment: it writes the last uses the
+	// final requests queued after they are done.
+	registryCtx, stopRegistry := context.WithCancel(context.WithoutCancel(ctx))
+	registryDone := make(chan struct{})
+	go func() { defer close(registryDone); registry.Run(registryCtx) }()
+	defer func() { stopRegistry(); <-registryDone }()
+
 	m := metrics.New()
 	m.WatchPool(pool)
 	stopSizes := watchStorage(ctx, pool, m, logger)
 	defer stopSizes()
-	ready := []httpapi.ReadyCheck{{Name: "database", Check: pool.Ping}}
+	ready := []httpapi.ReadyCheck{{Name: "database", Check: pool.Ping},
+		{Name: "device_tokens", Check: registry.CheckTokens, Public: true}}
 	if rc != nil && rc.Name() == "redis" {
 		ready = append(ready, httpapi.ReadyCheck{Name: "redis", Check: rc.Ping})
 	}
-	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, logger)
+	// A device's own interval (device add --interval) wins over SAMPLE_INTERVAL_S.
+	interval := func(deviceID string) time.Duration {
+		if d, ok := registry.SampleInterval(deviceID); ok {
+			return d
+		}
+		return cfg.SampleInterval
+	}
+	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, interval, logger)
 	if err != nil {
 		return err
 	}
@@ -100,7 +120,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		Ready:                ready,
 		CORSOrigins:          cfg.CORSOrigins,
 		Logger:               logger,
-		Tokens:               tokens,
+		Devices:              registry,
 		Samples:              store,
 		Cache:                realtime,
 		MaxRequestBytes:      cfg.MaxRequestBytes,

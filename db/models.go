@@ -15,6 +15,11 @@ type SungrowAggregateZone struct {
 	One  bool
 }
 
+type SungrowAuthVersion struct {
+	Version int64
+	One     bool
+}
+
 type SungrowDaily struct {
 	DeviceID             string
 	Bucket               time.Time
@@ -35,6 +40,14 @@ type SungrowDaily struct {
 	SumBatteryChargeW    float64
 	SumBatteryDischargeW float64
 	PvInverterKwh        *float64
+}
+
+type SungrowDevice struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+	IntervalS *int32
+	RemovedAt *time.Time
 }
 
 type SungrowHourly struct {
@@ -108,6 +121,16 @@ type SungrowSample struct {
 	SampleCount   int32
 }
 
+type SungrowToken struct {
+	ID         int64
+	DeviceID   string
+	Sha256     []byte
+	Label      string
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
+}
+
 type TimescaledbCatalogHypertable struct {
 	ID         int32
 	SchemaName string
@@ -118,8 +141,8 @@ type TimescaledbInformationChunk struct {
 	HypertableSchema string
 	HypertableName   string
 	ChunkName        string
-	RangeStart       pgtype.Timestamptz
-	RangeEnd         pgtype.Timestamptz
+	RangeStart       *time.Time
+	RangeEnd         *time.Time
 	IsCompressed     bool
 }
 
@@ -153,10 +176,10 @@ type TimescaledbInformationJob struct {
 
 type TimescaledbInformationJobStat struct {
 	JobID                int32
-	LastRunStartedAt     pgtype.Timestamptz
-	LastSuccessfulFinish pgtype.Timestamptz
+	LastRunStartedAt     *time.Time
+	LastSuccessfulFinish *time.Time
 	LastRunStatus        *string
-	NextStart            pgtype.Timestamptz
+	NextStart            *time.Time
 	TotalRuns            *int64
 	TotalFailures        *int64
 }

@@ -44,7 +44,10 @@ ORDER BY c.view_name;
 -- refresh policies, raw retention; with how their last run went.
 SELECT j.job_id, j.application_name::text AS application_name, j.proc_name::text AS proc_name,
        j.schedule_interval::text AS schedule, coalesce(j.config::text, '')::text AS config,
-       s.last_run_started_at, coalesce(s.last_run_status, '') AS last_run_status, s.next_start,
+       -- never run / not scheduled (NULL or infinite): the epoch, which Go reads as none
+       coalesce(CASE WHEN isfinite(s.last_run_started_at) THEN s.last_run_started_at END, 'epoch')::timestamptz AS last_run_started_at,
+       coalesce(s.last_run_status, '') AS last_run_status,
+       coalesce(CASE WHEN isfinite(s.next_start) THEN s.next_start END, 'epoch')::timestamptz AS next_start,
        coalesce(s.total_runs, 0)::bigint AS total_runs, coalesce(s.total_failures, 0)::bigint AS total_failures
 FROM timescaledb_information.jobs j
 LEFT JOIN timescaledb_information.job_stats s ON s.job_id = j.job_id

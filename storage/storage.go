@@ -12,8 +12,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgtype"
-
 	"github.com/sungrow/sungrow/db"
 	"github.com/sungrow/sungrow/series"
 )
@@ -132,11 +130,12 @@ func Read(ctx context.Context, conn db.DBTX) (Status, error) {
 	return st, nil
 }
 
-func timeOf(t pgtype.Timestamptz) time.Time {
-	if !t.Valid || t.InfinityModifier != pgtype.Finite {
+// timeOf reads the query's epoch (no time) as zero.
+func timeOf(t time.Time) time.Time {
+	if t.Unix() == 0 {
 		return time.Time{}
 	}
-	return t.Time
+	return t
 }
 
 // Watch calls report with the sizes now and then every interval until ctx ends, so
