@@ -19,6 +19,8 @@ import (
 	"github.com/sungrow/sungrow/devices"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/metrics"
+	"github.com/sungrow/sungrow/storage"
+	"github.com/sungrow/sungrow/stream"
 	"github.com/sungrow/sungrow/telemetry"
 )
 
@@ -94,6 +96,8 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 
 	m := metrics.New()
 	m.WatchPool(pool)
+	stopSizes := watchStorage(ctx, pool, m, logger)
+	defer stopSizes()
 	ready := []httpapi.ReadyCheck{{Name: "database", Check: pool.Ping},
 		{Name: "device_tokens", Check: registry.CheckTokens, Public: true}}
 	if rc != nil && rc.Name() == "redis" {
@@ -112,6 +116,19 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 	}
 	defer stopSeries()
 
+	hub := stream.New(stream.Options{
+		Source:       httpapi.NewRealtimeSource(store),
+		Publish:      stream.Notify(pool),
+		Subscription: streamSubscription(pool, logger),
+		MaxClients:   cfg.StreamMaxClients,
+		Logger:       logger,
+	})
+	// The hub outlives the HTTP server: ingests finishing during shutdown still notify.
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	hubDone := make(chan struct{})
+	go func() { defer close(hubDone); hub.Run(hubCtx) }()
+	defer func() { stopHub(); <-hubDone }()
+
 	handler := httpapi.NewServer(httpapi.Deps{
 		Metrics:              m,
 		Ready:                ready,
@@ -124,9 +141,45 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		MaxSamplesPerRequest: cfg.MaxSamplesPerRequest,
 		Series:               seriesReader,
 		LateData:             lateData,
+		Stored:               []httpapi.StoredListener{hub},
+		Stream:               hub,
+		StreamKeepalive:      cfg.StreamKeepalive,
 		Quarantine:           store,
 	})
-	return listenAndServe(ctx, logger, cfg, handler)
+	return listenAndServe(ctx, logger, cfg, handler, hub.EndStreams)
+}
+
+// streamSubscription is how this instance hears the others' samples for the live
+// stream: LISTEN on a connection of its own, or, when the pool may hold one connection
+// only (a server that serves one at a time would wait on a held LISTEN forever),
+// reading each streamed device twice a second.
+func streamSubscription(pool *pgxpool.Pool, logger *slog.Logger) stream.Subscription {
+	if pool.Config().MaxConns <= 1 {
+		logger.Info("live stream: polling the database every 0.5 s (pool_max_conns=1 leaves no connection to LISTEN on)")
+		return stream.Poll(500 * time.Millisecond)
+	}
+	logger.Info("live stream: LISTEN/NOTIFY on channel sungrow_stored, one connection outside the pool")
+	return stream.Listen(pool.Config().ConnConfig, logger)
+}
+
+// storageEvery is how often serve reads the storage sizes for /metrics: they change
+// slowly, and hypertable_size walks every chunk.
+const storageEvery = time.Minute
+
+// watchStorage keeps sungrow_storage_bytes current in the background, never on the
+// request path; stop ends it and waits.
+func watchStorage(ctx context.Context, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		storage.Watch(ctx, pool, storageEvery, logger, func(rels []storage.Relation) {
+			for _, r := range rels {
+				m.StorageBytes.WithLabelValues(r.Name).Set(float64(r.Bytes))
+			}
+		})
+	}()
+	return func() { cancel(); <-done }
 }
 
 // requireMigrated refuses to serve a schema older than the binary expects.
@@ -144,8 +197,9 @@ func requireMigrated(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 // listenAndServe serves until ctx is cancelled, then lets in-flight requests finish
-// within the shutdown timeout.
-func listenAndServe(ctx context.Context, logger *slog.Logger, cfg config.Config, handler http.Handler) error {
+// within the shutdown timeout. onShutdown runs as shutdown begins: it ends the
+// responses that never finish by themselves (streams), which Shutdown would wait for.
+func listenAndServe(ctx context.Context, logger *slog.Logger, cfg config.Config, handler http.Handler, onShutdown ...func()) error {
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
@@ -157,6 +211,9 @@ func listenAndServe(ctx context.Context, logger *slog.Logger, cfg config.Config,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	for _, f := range onShutdown {
+		srv.RegisterOnShutdown(f)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sungrow/sungrow/metrics"
+	"github.com/sungrow/sungrow/telemetry"
 )
 
 // handleIngest stores a batch of samples of the token's device and answers with how
@@ -14,7 +15,7 @@ import (
 // one are set aside in the quarantine, in the same transaction as the rest, and named in
 // the answer (see telemetry for why).
 func handleIngest(logger *slog.Logger, m *metrics.Metrics, store SampleStore, cache RealtimeInvalidator,
-	maxBytes int64, maxSamples int, now func() time.Time) http.Handler {
+	maxBytes int64, maxSamples int, now func() time.Time, stored []StoredListener) http.Handler {
 	type response struct {
 		Inserted int64 `json:"inserted"`
 		// Quarantined counts the samples of this batch that were set aside, whether or
@@ -43,6 +44,9 @@ func handleIngest(logger *slog.Logger, m *metrics.Metrics, store SampleStore, ca
 			respondError(w, r, logger, err)
 			return
 		}
+		if inserted > 0 {
+			tellStored(stored, device, batch.samples)
+		}
 		m.ReceivedSamples.Add(float64(len(batch.samples)))
 		m.IngestedRows.Add(float64(inserted))
 		res := response{Inserted: inserted}
@@ -59,6 +63,25 @@ func handleIngest(logger *slog.Logger, m *metrics.Metrics, store SampleStore, ca
 		}
 		encode(w, http.StatusOK, res)
 	})
+}
+
+// tellStored tells the listeners that the device has new rows. When only some rows of
+// the batch were new, the store does not say which, so the batch's latest ts stands in
+// for the latest inserted one: it is a stored sample's ts either way, and listeners
+// read the sample itself.
+func tellStored(stored []StoredListener, device string, samples []telemetry.Sample) {
+	if len(stored) == 0 {
+		return
+	}
+	newest := samples[0].TS
+	for _, s := range samples[1:] {
+		if s.TS.After(newest) {
+			newest = s.TS
+		}
+	}
+	for _, l := range stored {
+		l.Stored(device, newest)
+	}
 }
 
 // warnLimiter lets a warning about a device through at most once per interval, so an
