@@ -11,7 +11,7 @@ import (
 // handleIngest stores a batch of samples of the token's device, all or nothing, and
 // answers with how many were new.
 func handleIngest(logger *slog.Logger, m *metrics.Metrics, store SampleStore, cache RealtimeInvalidator,
-	maxBytes int64, maxSamples int, now func() time.Time) http.Handler {
+	stored []StoredListener, maxBytes int64, maxSamples int, now func() time.Time) http.Handler {
 	type response struct {
 		Inserted int64 `json:"inserted"`
 	}
@@ -33,6 +33,19 @@ func handleIngest(logger *slog.Logger, m *metrics.Metrics, store SampleStore, ca
 		if err != nil {
 			respondError(w, r, logger, err)
 			return
+		}
+		if inserted > 0 && len(stored) > 0 {
+			// The batch's latest ts: when only some of its rows were new it may be a
+			// re-sent one, which costs a listener a needless re-read, never a miss.
+			newest := samples[0].TS
+			for _, s := range samples[1:] {
+				if s.TS.After(newest) {
+					newest = s.TS
+				}
+			}
+			for _, l := range stored {
+				l.Stored(device, newest)
+			}
 		}
 		m.ReceivedSamples.Add(float64(len(samples)))
 		m.IngestedRows.Add(float64(inserted))

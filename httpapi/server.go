@@ -35,6 +35,17 @@ type Deps struct {
 	Series SeriesReader
 	// LateData is told the span of each batch that stored new samples; nil: nobody.
 	LateData LateDataNotifier
+	// Stored are the live consumers (the MQTT bridge, the stream) told after each
+	// batch that inserted at least one row.
+	Stored []StoredListener
+}
+
+// StoredListener hears that a device has new rows: newest is the latest ts of the
+// batch that inserted them. Stored is called on the ingest path, so it must return at
+// once: it may note the device and wake a goroutine of its own, never wait or do I/O.
+// It is a signal only; a listener reads what it publishes from the database.
+type StoredListener interface {
+	Stored(deviceID string, newest time.Time)
 }
 
 // SampleStore writes and reads samples; telemetry.Store is the real one.
