@@ -25,6 +25,10 @@ func TestLoadDefaults(t *testing.T) {
 	is.Equal(cfg.TZ, time.UTC)
 	is.Equal(len(cfg.CORSOrigins), 0)
 	is.True(cfg.RequireDatabase() != nil) // DATABASE_URL has no default
+	is.Equal(cfg.MQTTURL, nil)            // no broker: no Home Assistant bridge
+	is.Equal(cfg.MQTTDiscoveryPrefix, "homeassistant")
+	is.Equal(cfg.MQTTTopicPrefix, "sungrow")
+	is.Equal(cfg.MQTTMinInterval, 5*time.Second)
 }
 
 func TestLoadReportsEveryBadVariableByName(t *testing.T) {
@@ -35,21 +39,31 @@ func TestLoadReportsEveryBadVariableByName(t *testing.T) {
 		"CACHE_TTL_S":             "soon",
 		"SUNGROW_TZ":              "Mars/Olympus",
 		"CORS_ORIGINS":            "dash.example.com",
+		"MQTT_URL":                "http://user:hunter2@broker:1883",
+		"MQTT_DISCOVERY_PREFIX":   "home/#",
+		"MQTT_TOPIC_PREFIX":       "sungrow//x",
+		"MQTT_MIN_INTERVAL_S":     "-1",
 	}))
 	is.True(err != nil)
-	for _, name := range []string{"MAX_REQUEST_BYTES", "MAX_SAMPLES_PER_REQUEST", "CACHE_TTL_S", "SUNGROW_TZ", "CORS_ORIGINS"} {
+	for _, name := range []string{"MAX_REQUEST_BYTES", "MAX_SAMPLES_PER_REQUEST", "CACHE_TTL_S", "SUNGROW_TZ", "CORS_ORIGINS",
+		"MQTT_URL", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX", "MQTT_MIN_INTERVAL_S"} {
 		is.True(strings.Contains(err.Error(), name)) // each problem names its variable
 	}
+	is.True(!strings.Contains(err.Error(), "hunter2")) // never the broker's password
 }
 
 func TestLoadReadsValues(t *testing.T) {
 	is := is.New(t)
 	cfg, err := config.Load(env(map[string]string{
-		"CACHE_TTL_S":  "0",
-		"SUNGROW_TZ":   "Europe/Brussels",
-		"CORS_ORIGINS": " https://a.example.com/ , http://localhost:3000",
+		"CACHE_TTL_S":         "0",
+		"SUNGROW_TZ":          "Europe/Brussels",
+		"CORS_ORIGINS":        " https://a.example.com/ , http://localhost:3000",
+		"MQTT_URL":            "mqtts://ha:s3cret@broker.example.com:8883",
+		"MQTT_MIN_INTERVAL_S": "0.5",
 	}))
 	is.NoErr(err)
+	is.Equal(cfg.MQTTURL.Hostname(), "broker.example.com")
+	is.Equal(cfg.MQTTMinInterval, 500*time.Millisecond)
 	is.Equal(cfg.CacheTTL, time.Duration(0)) // 0 turns caching off
 	is.Equal(cfg.TZ.String(), "Europe/Brussels")
 	is.Equal(cfg.CORSOrigins, []string{"https://a.example.com", "http://localhost:3000"})

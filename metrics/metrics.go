@@ -22,6 +22,11 @@ type Metrics struct {
 	IngestedRows    prometheus.Counter
 	ReceivedSamples prometheus.Counter
 	CacheResults    *prometheus.CounterVec // result: hit or miss
+	// The Home Assistant bridge: whether it holds a broker connection, and its
+	// messages.
+	MQTTConnected     prometheus.Gauge
+	MQTTPublished     prometheus.Counter
+	MQTTPublishErrors prometheus.Counter
 }
 
 // New returns a fresh registry with the Go runtime and process collectors in it.
@@ -55,8 +60,21 @@ func New() *Metrics {
 			Name: "sungrow_realtime_cache_requests_total",
 			Help: "GET /v1/realtime answers, by whether the cache had them (hit) or the database was asked (miss).",
 		}, []string{"result"}),
+		MQTTConnected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sungrow_mqtt_connected",
+			Help: "1 while the Home Assistant bridge is connected to its MQTT broker, else 0.",
+		}),
+		MQTTPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sungrow_mqtt_messages_published_total",
+			Help: "MQTT messages (discovery, state, availability) the broker acknowledged.",
+		}),
+		MQTTPublishErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sungrow_mqtt_publish_errors_total",
+			Help: "MQTT messages that could not be published (they are sent again later).",
+		}),
 	}
-	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults)
+	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults,
+		m.MQTTConnected, m.MQTTPublished, m.MQTTPublishErrors)
 	return m
 }
 
