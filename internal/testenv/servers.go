@@ -3,9 +3,14 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"os/exec"
+	"os/user"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -147,4 +152,81 @@ func (r *Redis) Resume(t testing.TB) {
 // Client connects to the server.
 func (r *Redis) Client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + r.Port})
+}
+
+// Mosquitto is a broker of the test's own on a free port, with a password file, which
+// the test may stop and start again: the shared broker on 1883 is never touched. It
+// keeps nothing across a restart (no persistence), as a broker that lost its disk.
+type Mosquitto struct {
+	Port, User, Password string
+	dir                  string
+	cmd                  *exec.Cmd
+}
+
+// StartMosquitto starts Debian's mosquitto for this test with one user and stops it
+// when the test ends.
+func StartMosquitto(t testing.TB) *Mosquitto {
+	t.Helper()
+	bin := "/usr/sbin/mosquitto"
+	if _, err := os.Stat(bin); err != nil {
+		t.Skip("mosquitto is not installed (apt-get install mosquitto)")
+	}
+	m := &Mosquitto{Port: FreePort(t), User: "sungrow", Password: UniqueName("pw"), dir: t.TempDir()}
+	passwd := filepath.Join(m.dir, "passwd")
+	if out, err := exec.Command("mosquitto_passwd", "-b", "-c", passwd, m.User, m.Password).CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+	}
+	// Started as root, mosquitto would become user mosquitto, who cannot read the
+	// test's private directory: stay who we are (ignored when not root).
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\npersistence false\nuser %s\n",
+		m.Port, passwd, me.Username)
+	if err := os.WriteFile(filepath.Join(m.dir, "mosquitto.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.Start(t)
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// URL is the broker's mqtt:// URL with the test user's credentials.
+func (m *Mosquitto) URL() string {
+	return (&url.URL{Scheme: "mqtt", User: url.UserPassword(m.User, m.Password), Host: "127.0.0.1:" + m.Port}).String()
+}
+
+// Start (re)starts the broker, empty, and waits until it accepts connections.
+func (m *Mosquitto) Start(t testing.TB) {
+	t.Helper()
+	m.cmd = exec.Command("/usr/sbin/mosquitto", "-c", filepath.Join(m.dir, "mosquitto.conf"))
+	var out LogBuffer
+	m.cmd.Stdout, m.cmd.Stderr = &out, &out
+	defer func() {
+		if t.Failed() {
+			t.Logf("mosquitto said: %s", out.String())
+		}
+	}()
+	if err := m.cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto: %v", err)
+	}
+	Await(t, "mosquitto to accept connections", 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+m.Port)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// Stop kills the broker (a crash: no will is delivered to anyone, clients see their
+// connection drop); stopping a stopped one does nothing.
+func (m *Mosquitto) Stop() {
+	if m.cmd == nil {
+		return
+	}
+	_ = m.cmd.Process.Kill()
+	_ = m.cmd.Wait()
+	m.cmd = nil
 }

@@ -1,0 +1,508 @@
+// Package homeassistant is sungrow's MQTT bridge to Home Assistant: each device with
+// data announces its sensors by MQTT discovery (retained configs under the discovery
+// prefix), its state follows every ingest that stored something (one retained JSON per
+// device, at most once per MQTT_MIN_INTERVAL_S), and an availability topic carries a
+// last will. Ingest only marks a device dirty; one goroutine of the bridge does all the
+// reading and publishing, so a slow or absent broker never reaches a request.
+//
+// The client is github.com/eclipse/paho.golang with autopaho: the Eclipse Paho
+// project's maintained MQTT v5 client, whose connection manager already reconnects
+// with backoff, reports each failed attempt (with the broker's CONNACK reason) and
+// calls back on every new connection, which is where discovery is published again.
+// Those are the parts a bridge must get right and should not write itself.
+package homeassistant
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/sungrow/sungrow/metrics"
+	"github.com/sungrow/sungrow/telemetry"
+)
+
+// Options configure a Bridge.
+type Options struct {
+	// URL is the broker: mqtt://[user:password@]host[:port], or mqtts:// verified
+	// against the system's roots.
+	URL             *url.URL
+	DiscoveryPrefix string // Home Assistant's, "homeassistant" by default
+	TopicPrefix     string // heads the state and status topics
+	// MinInterval is the least time between two state messages of a device.
+	MinInterval time.Duration
+	Version     string   // sungrow's, shown as the devices' sw_version
+	Devices     []string // devices the configuration knows (DEVICE_TOKENS)
+	Samples     Samples
+	Energy      EnergyReader
+	Logger      *slog.Logger
+	Metrics     *metrics.Metrics
+	// Backoff is the wait before connection attempt n (0: the first); nil: 1 s growing
+	// to at most 30 s, jittered.
+	Backoff func(n int) time.Duration
+}
+
+// publishTimeout bounds one publish; a message that times out is sent again later.
+const publishTimeout = 10 * time.Second
+
+// retryDelay is how soon a device whose state could not be read or published is
+// tried again.
+const retryDelay = 2 * time.Second
+
+// Bridge publishes to one broker. It is a httpapi.StoredListener.
+type Bridge struct {
+	opts   Options
+	t      topics
+	log    *slog.Logger
+	m      *metrics.Metrics
+	cm     *autopaho.ConnectionManager
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu        sync.Mutex
+	connected bool
+	resync    bool // announce every device again and send all their state
+	epoch     int  // counts resyncs, so an announcement in flight during one is redone
+	sayOnline bool // publish online again (a peer's last will said offline)
+	devices   map[string]*device
+	tops      map[string]Energy // by slug: the highest totals seen retained on the broker
+}
+
+// device is what the bridge remembers of one device.
+type device struct {
+	slug      string
+	dirty     bool      // stored samples not yet in a published state
+	lastSent  time.Time // the last state publish began
+	announced bool      // discovery configs published on this connection
+	top       Energy    // the totals last published
+}
+
+// Start connects to the broker in the background and returns at once: an unreachable
+// broker or refused credentials are logged, retried with backoff, and never an error
+// here, so serve starts without its broker.
+func Start(ctx context.Context, opts Options) (*Bridge, error) {
+	if opts.URL == nil || opts.Samples == nil || opts.Energy == nil {
+		return nil, errors.New("homeassistant: URL, Samples and Energy are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
+	if opts.Backoff == nil {
+		opts.Backoff = autopaho.NewExponentialBackoff(time.Second, 30*time.Second, 2*time.Second, 2)
+	}
+	// The connection outlives ctx (serve's, cancelled by SIGTERM) until Close has
+	// flushed and said offline; Disconnect ends it.
+	connCtx := context.WithoutCancel(ctx)
+	workCtx, cancel := context.WithCancel(connCtx)
+	b := &Bridge{
+		opts:    opts,
+		t:       topics{discovery: opts.DiscoveryPrefix, prefix: opts.TopicPrefix},
+		log:     opts.Logger.With("component", "homeassistant"),
+		m:       opts.Metrics,
+		wake:    make(chan struct{}, 1),
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		devices: map[string]*device{},
+		tops:    map[string]Energy{},
+	}
+	for _, d := range opts.Devices {
+		b.device(d)
+	}
+	cm, err := autopaho.NewConnection(connCtx, b.clientConfig())
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("homeassistant: start MQTT client: %w", err)
+	}
+	b.cm = cm
+	b.log.Info("mqtt: connecting", "broker", b.broker())
+	go b.run(workCtx)
+	return b, nil
+}
+
+// broker is the broker's URL without credentials, for logs.
+func (b *Bridge) broker() string {
+	u := *b.opts.URL
+	u.User = nil
+	return u.String()
+}
+
+func (b *Bridge) clientConfig() autopaho.ClientConfig {
+	server := *b.opts.URL
+	server.User = nil // autopaho puts the URL in its errors: keep the password out
+	if server.Port() == "" {
+		port := "1883"
+		if server.Scheme == "mqtts" {
+			port = "8883"
+		}
+		server.Host += ":" + port
+	}
+	cfg := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{&server},
+		KeepAlive:                     30,
+		CleanStartOnInitialConnection: true,
+		ReconnectBackoff:              b.opts.Backoff,
+		ConnectTimeout:                10 * time.Second,
+		OnConnectionUp:                b.connectionUp,
+		OnConnectionDown:              b.connectionDown,
+		OnConnectError:                b.connectError,
+		ClientConfig: paho.ClientConfig{
+			ClientID:          clientID(),
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){b.received},
+		},
+	}
+	if server.Scheme == "mqtts" {
+		cfg.TlsCfg = &tls.Config{ServerName: server.Hostname(), MinVersion: tls.VersionTLS12}
+	}
+	if u := b.opts.URL.User; u != nil {
+		cfg.ConnectUsername = u.Username()
+		if p, ok := u.Password(); ok {
+			cfg.ConnectPassword = []byte(p)
+		}
+	}
+	// Retained, so Home Assistant sees offline whenever this instance vanished.
+	cfg.WillMessage = &paho.WillMessage{Topic: b.t.status(), Payload: []byte("offline"), QoS: 1, Retain: true}
+	return cfg
+}
+
+// clientID is unique per process: two instances with one id would take turns
+// throwing each other off the broker.
+func clientID() string {
+	r := make([]byte, 6)
+	_, _ = rand.Read(r)
+	return "sungrow-" + hex.EncodeToString(r)
+}
+
+func (b *Bridge) connectionUp(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+	b.log.Info("mqtt: connected", "broker", b.broker())
+	b.m.MQTTConnected.Set(1)
+	// Subscribing waits for the broker: not in this callback, which must not block.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		defer cancel()
+		_, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{
+			{Topic: b.t.homeAssistantStatus(), QoS: 1},
+			{Topic: b.t.status(), QoS: 1, NoLocal: true},
+			// Retained states from before a restart or of another instance: their
+			// totals are the floor of ours (see monotone). Our own we know already.
+			{Topic: b.t.anyState(), QoS: 1, NoLocal: true},
+		}})
+		if err != nil {
+			b.log.Warn("mqtt: subscribe failed: Home Assistant restarts will not trigger discovery until the next reconnect", "err", err)
+		}
+		b.mu.Lock()
+		b.connected, b.resync = true, true
+		b.mu.Unlock()
+		b.poke()
+	}()
+}
+
+func (b *Bridge) connectionDown() bool {
+	b.mu.Lock()
+	b.connected = false
+	b.mu.Unlock()
+	b.m.MQTTConnected.Set(0)
+	b.log.Warn("mqtt: connection lost, reconnecting", "broker", b.broker())
+	return true
+}
+
+func (b *Bridge) connectError(err error) {
+	var refused *autopaho.ConnackError
+	if errors.As(err, &refused) && (refused.ReasonCode == 0x86 || refused.ReasonCode == 0x87) {
+		b.log.Error("mqtt: the broker refused sungrow's user name or password (check MQTT_URL); retrying",
+			"broker", b.broker(), "reason_code", refused.ReasonCode)
+		return
+	}
+	b.log.Warn("mqtt: cannot connect to the broker; retrying", "broker", b.broker(), "err", err)
+}
+
+// received handles what the subscriptions bring. It runs on the client's goroutine,
+// so it only records and wakes the publisher.
+func (b *Bridge) received(pr paho.PublishReceived) (bool, error) {
+	topic, payload := pr.Packet.Topic, string(pr.Packet.Payload)
+	switch {
+	case topic == b.t.homeAssistantStatus():
+		if payload == "online" {
+			b.log.Info("mqtt: Home Assistant announced itself, publishing discovery again")
+			b.mu.Lock()
+			b.resync = true
+			b.mu.Unlock()
+			b.poke()
+		}
+	case topic == b.t.status():
+		// Another instance's last will: we are still here.
+		if payload == "offline" {
+			b.mu.Lock()
+			b.sayOnline = true
+			b.mu.Unlock()
+			b.poke()
+		}
+	default:
+		s, ok := b.t.slugOfState(topic)
+		if !ok {
+			return false, nil
+		}
+		var st state
+		if err := json.Unmarshal(pr.Packet.Payload, &st); err != nil {
+			return true, nil // not ours to judge
+		}
+		b.mu.Lock()
+		b.tops[s] = higher(b.tops[s], st.Energy)
+		b.mu.Unlock()
+	}
+	return true, nil
+}
+
+// Stored marks the device dirty and wakes the publisher; it never waits.
+func (b *Bridge) Stored(deviceID string, _ time.Time) {
+	b.mu.Lock()
+	b.device(deviceID).dirty = true
+	b.mu.Unlock()
+	b.poke()
+}
+
+// device returns the record of a device, creating it; b.mu is held.
+func (b *Bridge) device(id string) *device {
+	d, ok := b.devices[id]
+	if !ok {
+		d = &device{slug: slug(id)}
+		b.devices[id] = d
+	}
+	return d
+}
+
+func (b *Bridge) poke() {
+	select {
+	case b.wake <- struct{}{}:
+	default: // already awake
+	}
+}
+
+// Close sends what is still pending, says offline and disconnects, within ctx.
+func (b *Bridge) Close(ctx context.Context) {
+	b.cancel()
+	<-b.done
+	b.mu.Lock()
+	connected := b.connected
+	b.mu.Unlock()
+	if connected {
+		b.flush(ctx)
+		// A clean disconnect does not fire the last will: say it ourselves.
+		b.publish(ctx, b.t.status(), []byte("offline"))
+	}
+	if err := b.cm.Disconnect(ctx); err != nil {
+		b.log.Warn("mqtt: disconnect", "err", err)
+	}
+	b.m.MQTTConnected.Set(0)
+}
+
+// run is the publisher: it wakes on a poke or when the next window of a dirty device
+// ends.
+func (b *Bridge) run(ctx context.Context) {
+	defer close(b.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake:
+		case <-timer.C:
+		}
+		if next := b.work(ctx); next > 0 {
+			timer.Reset(next)
+		}
+	}
+}
+
+// work publishes what is due and returns when to look again (0: on the next poke).
+func (b *Bridge) work(ctx context.Context) time.Duration {
+	b.mu.Lock()
+	if !b.connected {
+		b.mu.Unlock()
+		return 0 // the next connection resyncs everything
+	}
+	resync, sayOnline := b.resync, b.sayOnline
+	b.resync, b.sayOnline = false, false
+	b.mu.Unlock()
+
+	if resync {
+		if err := b.markAll(ctx); err != nil {
+			b.log.Warn("mqtt: list devices", "err", err)
+			b.mu.Lock()
+			b.resync = true
+			b.mu.Unlock()
+			return retryDelay
+		}
+	}
+	if resync || sayOnline {
+		if !b.publish(ctx, b.t.status(), []byte("online")) {
+			b.mu.Lock()
+			b.sayOnline = true
+			b.mu.Unlock()
+			return retryDelay
+		}
+	}
+
+	var next time.Duration
+	for _, id := range b.due(time.Now(), &next) {
+		if ctx.Err() != nil {
+			return 0
+		}
+		if !b.publishDevice(ctx, id) {
+			b.mu.Lock()
+			b.devices[id].dirty = true
+			b.mu.Unlock()
+			if next == 0 || next > retryDelay {
+				next = retryDelay
+			}
+		}
+	}
+	return next
+}
+
+// markAll makes every known device (with samples, or configured) due for discovery
+// and state.
+func (b *Bridge) markAll(ctx context.Context) error {
+	ids, err := b.opts.Samples.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		b.device(id)
+	}
+	for _, d := range b.devices {
+		d.dirty, d.announced = true, false
+	}
+	b.epoch++
+	return nil
+}
+
+// due takes the dirty devices whose window has ended, marking them clean and sent
+// now (a Stored that arrives while they are published dirties them again, for the
+// next window), and sets *next to when the first of the others ends.
+func (b *Bridge) due(now time.Time, next *time.Duration) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var ids []string
+	for id, d := range b.devices {
+		if !d.dirty {
+			continue
+		}
+		if wait := d.lastSent.Add(b.opts.MinInterval).Sub(now); wait > 0 {
+			if *next == 0 || wait < *next {
+				*next = wait
+			}
+			continue
+		}
+		d.dirty, d.lastSent = false, now
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// flush publishes every dirty device now, whatever its window, before a shutdown.
+func (b *Bridge) flush(ctx context.Context) {
+	b.mu.Lock()
+	var ids []string
+	for id, d := range b.devices {
+		if d.dirty {
+			d.dirty = false
+			ids = append(ids, id)
+		}
+	}
+	b.mu.Unlock()
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		b.publishDevice(ctx, id)
+	}
+}
+
+// publishDevice announces a device (once per connection) and publishes its state,
+// read from the database now. A device without samples has nothing to show yet and
+// succeeds doing nothing. It reports whether the device needs no retry.
+func (b *Bridge) publishDevice(ctx context.Context, id string) bool {
+	latest, err := b.opts.Samples.Latest(ctx, id)
+	if errors.Is(err, telemetry.ErrNotFound) {
+		return true
+	}
+	if err != nil {
+		b.log.Warn("mqtt: read the newest sample", "device", id, "err", err)
+		return false
+	}
+	energy, err := b.opts.Energy.AllTime(ctx, id)
+	if err != nil {
+		b.log.Warn("mqtt: read the energy totals", "device", id, "err", err)
+		return false
+	}
+
+	b.mu.Lock()
+	d := b.device(id)
+	announced, s, epoch := d.announced, d.slug, b.epoch
+	top := higher(d.top, b.tops[s])
+	b.mu.Unlock()
+
+	if !announced {
+		configs := discoveryConfigs(b.t, id, b.opts.Version)
+		for _, topic := range slices.Sorted(maps.Keys(configs)) {
+			if !b.publish(ctx, topic, configs[topic]) {
+				return false
+			}
+		}
+	}
+	published := monotone(energy, top)
+	payload, _ := json.Marshal(state{ // no type here can fail to marshal
+		TS:            latest.TS.UTC(),
+		PVPowerW:      latest.PVPowerW,
+		LoadPowerW:    latest.LoadPowerW,
+		ExportPowerW:  latest.ExportPowerW,
+		BatteryPowerW: latest.BatteryPowerW,
+		BatterySoCPct: latest.BatterySoCPct,
+		BatteryTempC:  latest.BatteryTempC,
+		Energy:        published,
+	})
+	ok := b.publish(ctx, b.t.state(s), payload)
+	b.mu.Lock()
+	if !announced && epoch == b.epoch {
+		d.announced = true
+	}
+	if ok {
+		d.top = published
+	}
+	b.mu.Unlock()
+	return ok
+}
+
+// publish sends one retained message at QoS 1 and counts the outcome.
+func (b *Bridge) publish(ctx context.Context, topic string, payload []byte) bool {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	_, err := b.cm.Publish(ctx, &paho.Publish{Topic: topic, Payload: payload, QoS: 1, Retain: true})
+	if err != nil {
+		b.m.MQTTPublishErrors.Inc()
+		b.log.Debug("mqtt: publish", "topic", topic, "err", err)
+		return false
+	}
+	b.m.MQTTPublished.Inc()
+	return true
+}

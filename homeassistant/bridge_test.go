@@ -1,0 +1,340 @@
+package homeassistant_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/matryer/is"
+
+	"github.com/sungrow/sungrow/homeassistant"
+	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/metrics"
+	"github.com/sungrow/sungrow/telemetry"
+)
+
+// message is one MQTT message as a subscriber got it.
+type message struct {
+	topic    string
+	payload  string
+	received time.Time
+}
+
+// recorder is a subscriber to every topic of a broker, as Home Assistant would be.
+type recorder struct {
+	cm *autopaho.ConnectionManager
+	mu sync.Mutex
+	// all is every message in arrival order; retained ones are replayed on
+	// (re)subscribe, so a republish after a broker restart shows as a new message.
+	all []message
+}
+
+func record(t *testing.T, broker *testenv.Mosquitto) *recorder {
+	t.Helper()
+	r := &recorder{}
+	u, _ := url.Parse(broker.URL())
+	subscribed := make(chan struct{}, 1)
+	cfg := autopaho.ClientConfig{
+		ServerUrls:       []*url.URL{{Scheme: "mqtt", Host: u.Host}},
+		ConnectUsername:  broker.User,
+		ConnectPassword:  []byte(broker.Password),
+		KeepAlive:        10,
+		ReconnectBackoff: autopaho.NewConstantBackoff(200 * time.Millisecond),
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+			go func() {
+				if _, err := cm.Subscribe(context.Background(), &paho.Subscribe{
+					Subscriptions: []paho.SubscribeOptions{{Topic: "#", QoS: 1}},
+				}); err == nil {
+					select {
+					case subscribed <- struct{}{}:
+					default:
+					}
+				}
+			}()
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID: testenv.UniqueName("recorder"),
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+				r.mu.Lock()
+				r.all = append(r.all, message{pr.Packet.Topic, string(pr.Packet.Payload), time.Now()})
+				r.mu.Unlock()
+				return true, nil
+			}},
+		},
+	}
+	cm, err := autopaho.NewConnection(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cm = cm
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = cm.Disconnect(ctx)
+	})
+	select {
+	case <-subscribed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the recorder did not subscribe within 20 s")
+	}
+	return r
+}
+
+// since returns the messages received from index i on.
+func (r *recorder) since(i int) []message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]message(nil), r.all[min(i, len(r.all)):]...)
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.all)
+}
+
+// configs returns the discovery configs among msgs, the latest per topic.
+func configs(msgs []message) map[string]string {
+	out := map[string]string{}
+	for _, m := range msgs {
+		if strings.HasPrefix(m.topic, "homeassistant/sensor/") && strings.HasSuffix(m.topic, "/config") {
+			out[m.topic] = m.payload
+		}
+	}
+	return out
+}
+
+// lastState returns the latest state message of a topic among msgs.
+func lastState(msgs []message, topic string) (map[string]any, bool) {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].topic == topic {
+			var st map[string]any
+			if json.Unmarshal([]byte(msgs[i].payload), &st) != nil {
+				return nil, false
+			}
+			return st, true
+		}
+	}
+	return nil, false
+}
+
+func (r *recorder) publish(t *testing.T, topic, payload string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := r.cm.Publish(ctx, &paho.Publish{Topic: topic, Payload: []byte(payload), QoS: 1}); err != nil {
+		t.Fatalf("publish %s: %v", topic, err)
+	}
+}
+
+// fixedEnergy is an EnergyReader whose totals the test sets.
+type fixedEnergy struct {
+	mu sync.Mutex
+	e  map[string]homeassistant.Energy
+}
+
+func (f *fixedEnergy) AllTime(_ context.Context, device string) (homeassistant.Energy, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.e[device], nil
+}
+
+func (f *fixedEnergy) set(device string, e homeassistant.Energy) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.e == nil {
+		f.e = map[string]homeassistant.Energy{}
+	}
+	f.e[device] = e
+}
+
+type bridgeSetup struct {
+	broker  *testenv.Mosquitto
+	url     string
+	samples homeassistant.Samples
+	energy  homeassistant.EnergyReader
+	devices []string
+	min     time.Duration
+	logs    *testenv.LogBuffer
+	metrics *metrics.Metrics
+}
+
+func startBridge(t *testing.T, s bridgeSetup) *homeassistant.Bridge {
+	t.Helper()
+	raw := s.url
+	if raw == "" {
+		raw = s.broker.URL()
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := s.logs
+	if logs == nil {
+		logs = &testenv.LogBuffer{}
+	}
+	b, err := homeassistant.Start(context.Background(), homeassistant.Options{
+		URL:             u,
+		DiscoveryPrefix: "homeassistant",
+		TopicPrefix:     "sungrow",
+		MinInterval:     s.min,
+		Version:         "1.2.3-test",
+		Devices:         s.devices,
+		Samples:         s.samples,
+		Energy:          s.energy,
+		Logger:          slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics:         s.metrics,
+		Backoff:         autopaho.NewConstantBackoff(250 * time.Millisecond),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeBridge(b) })
+	return b
+}
+
+func closeBridge(b *homeassistant.Bridge) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	b.Close(ctx)
+}
+
+var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
+// insert stores n samples of device from t0+offset, 5 s apart.
+func insert(t *testing.T, store *telemetry.Store, device string, offset time.Duration, n int, pv float64) time.Time {
+	t.Helper()
+	samples := make([]telemetry.Sample, n)
+	for i := range samples {
+		samples[i] = telemetry.Sample{
+			DeviceID: device, TS: t0.Add(offset + time.Duration(i)*5*time.Second),
+			PVPowerW: pv, LoadPowerW: 700, ExportPowerW: pv - 900, BatteryPowerW: 200, BatterySoCPct: 55, SampleCount: 1,
+		}
+	}
+	if _, err := store.Insert(context.Background(), device, samples); err != nil {
+		t.Fatal(err)
+	}
+	return samples[n-1].TS
+}
+
+// sensorSpec is what Home Assistant's MQTT sensor schema and its energy dashboard
+// require of each of sungrow's sensors.
+var sensorSpec = map[string]struct{ field, unit, deviceClass, stateClass string }{
+	"pv_power":                 {"pv_power_w", "W", "power", "measurement"},
+	"load_power":               {"load_power_w", "W", "power", "measurement"},
+	"grid_power":               {"export_power_w", "W", "power", "measurement"},
+	"battery_power":            {"battery_power_w", "W", "power", "measurement"},
+	"battery_soc":              {"battery_soc_pct", "%", "battery", "measurement"},
+	"battery_temp":             {"battery_temp_c", "°C", "temperature", "measurement"},
+	"pv_energy":                {"pv_kwh", "kWh", "energy", "total_increasing"},
+	"load_energy":              {"load_kwh", "kWh", "energy", "total_increasing"},
+	"grid_import_energy":       {"grid_import_kwh", "kWh", "energy", "total_increasing"},
+	"grid_export_energy":       {"grid_export_kwh", "kWh", "energy", "total_increasing"},
+	"battery_charge_energy":    {"battery_charge_kwh", "kWh", "energy", "total_increasing"},
+	"battery_discharge_energy": {"battery_discharge_kwh", "kWh", "energy", "total_increasing"},
+}
+
+// checkConfigs checks every discovery config of one device against the MQTT sensor
+// schema and returns their unique ids.
+func checkConfigs(t *testing.T, got map[string]string, device, slug string) []string {
+	t.Helper()
+	is := is.NewRelaxed(t)
+	var ids []string
+	for key, spec := range sensorSpec {
+		topic := "homeassistant/sensor/sungrow_" + slug + "/" + key + "/config"
+		raw, ok := got[topic]
+		if !ok {
+			t.Errorf("no discovery config on %s", topic)
+			continue
+		}
+		var c map[string]any
+		is.NoErr(json.Unmarshal([]byte(raw), &c))
+		for _, k := range []string{"name", "unique_id", "object_id", "state_topic", "value_template", "availability",
+			"unit_of_measurement", "device_class", "state_class", "device"} {
+			if _, ok := c[k]; !ok {
+				t.Errorf("%s: no %q", topic, k)
+			}
+		}
+		is.Equal(c["state_topic"], "sungrow/"+slug+"/state")
+		is.Equal(c["value_template"], "{{ value_json."+spec.field+" }}")
+		is.Equal(c["unit_of_measurement"], spec.unit)
+		is.Equal(c["device_class"], spec.deviceClass)
+		is.Equal(c["state_class"], spec.stateClass)
+		is.Equal(c["unique_id"], "sungrow_"+slug+"_"+key)
+		is.Equal(c["object_id"], c["unique_id"])
+		av, _ := c["availability"].([]any)
+		is.Equal(len(av), 1)
+		if len(av) == 1 {
+			is.Equal(av[0], map[string]any{"topic": "sungrow/status", "payload_available": "online", "payload_not_available": "offline"})
+		}
+		dev, _ := c["device"].(map[string]any)
+		is.Equal(dev["identifiers"], []any{"sungrow_" + slug})
+		is.Equal(dev["name"], "Sungrow "+device)
+		is.Equal(dev["manufacturer"], "Sungrow")
+		is.True(dev["model"] != "")
+		is.Equal(dev["sw_version"], "1.2.3-test")
+		id, _ := c["unique_id"].(string)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func TestDiscoveryConfigsFollowTheSensorSchemaAndSurviveRestarts(t *testing.T) {
+	is := is.New(t)
+	broker := testenv.StartMosquitto(t)
+	d := testenv.New(t, testenv.Postgres)
+	store := telemetry.NewStore(d.Pool)
+	insert(t, store, "inverter-01", 0, 3, 1500)
+	insert(t, store, "Roof/West #2", 0, 3, 900) // needs a slug
+	energy := &fixedEnergy{}
+	rec := record(t, broker)
+	m := metrics.New()
+	setup := bridgeSetup{broker: broker, samples: store, energy: energy, devices: []string{"inverter-01", "no-data-yet"}, metrics: m}
+	b := startBridge(t, setup)
+
+	slugs := map[string]string{"inverter-01": "inverter-01"}
+	testenv.Await(t, "24 discovery configs", 30*time.Second, func() bool { return len(configs(rec.since(0))) == 24 })
+	got := configs(rec.since(0))
+	for topic := range got {
+		if rest, ok := strings.CutPrefix(topic, "homeassistant/sensor/sungrow_roof_west__2_"); ok {
+			slugs["Roof/West #2"] = "roof_west__2_" + strings.SplitN(rest, "/", 2)[0]
+		}
+	}
+	is.True(slugs["Roof/West #2"] != "") // the odd id got a topic-safe slug
+	var ids []string
+	for device, slug := range slugs {
+		ids = append(ids, checkConfigs(t, got, device, slug)...)
+	}
+	is.Equal(len(ids), 24)
+	seen := map[string]bool{}
+	for _, id := range ids {
+		is.True(!seen[id]) // unique ids are unique
+		seen[id] = true
+	}
+	for topic := range got {
+		is.True(!strings.Contains(topic, "no-data-yet")) // a device without data has nothing to show
+	}
+	testenv.Await(t, "the online status", 10*time.Second, func() bool {
+		for _, m := range rec.since(0) {
+			if m.topic == "sungrow/status" && m.payload == "online" {
+				return true
+			}
+		}
+		return false
+	})
+
+	// A restart publishes the same configs under the same unique ids.
+	closeBridge(b)
+	mark := rec.count()
+	startBridge(t, setup)
+	testenv.Await(t, "24 discovery configs again", 30*time.Second, func() bool { return len(configs(rec.since(mark))) == 24 })
+	is.Equal(configs(rec.since(mark)), got)
+	_ = m
+}
