@@ -16,6 +16,7 @@ import (
 
 	"github.com/sungrow/sungrow/cache"
 	"github.com/sungrow/sungrow/config"
+	"github.com/sungrow/sungrow/homeassistant"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/metrics"
 	"github.com/sungrow/sungrow/telemetry"
@@ -91,6 +92,19 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		return err
 	}
 	defer stopSeries()
+	var stored []httpapi.StoredListener
+	if cfg.MQTTURL != nil {
+		bridge, err := startHomeAssistant(ctx, cfg, logger, m, store, seriesReader, tokens)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+			defer cancel()
+			bridge.Close(closeCtx)
+		}()
+		stored = append(stored, bridge)
+	}
 
 	handler := httpapi.NewServer(httpapi.Deps{
 		Metrics:              m,
@@ -104,6 +118,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		MaxSamplesPerRequest: cfg.MaxSamplesPerRequest,
 		Series:               seriesReader,
 		LateData:             lateData,
+		Stored:               stored,
 	})
 	return listenAndServe(ctx, logger, cfg, handler)
 }
@@ -189,4 +204,30 @@ func redactedRedis(raw string) string {
 		return "(unparsable)"
 	}
 	return u.Redacted()
+}
+
+// startHomeAssistant starts the MQTT bridge. It does not wait for the broker: serve
+// starts, and ingest works, whether the broker is there or not.
+func startHomeAssistant(ctx context.Context, cfg config.Config, logger *slog.Logger, m *metrics.Metrics,
+	store *telemetry.Store, seriesReader httpapi.SeriesReader, tokens map[string]string) (*homeassistant.Bridge, error) {
+	energy, ok := seriesReader.(homeassistant.EnergyReader)
+	if !ok {
+		return nil, errors.New("home assistant: the series service gives no energy totals")
+	}
+	devices := make([]string, 0, len(tokens))
+	for _, d := range tokens {
+		devices = append(devices, d)
+	}
+	return homeassistant.Start(ctx, homeassistant.Options{
+		URL:             cfg.MQTTURL,
+		DiscoveryPrefix: cfg.MQTTDiscoveryPrefix,
+		TopicPrefix:     cfg.MQTTTopicPrefix,
+		MinInterval:     cfg.MQTTMinInterval,
+		Version:         Version,
+		Devices:         devices,
+		Samples:         store,
+		Energy:          energy,
+		Logger:          logger,
+		Metrics:         m,
+	})
 }

@@ -77,8 +77,10 @@ type Bridge struct {
 	resync    bool // announce every device again and send all their state
 	epoch     int  // counts resyncs, so an announcement in flight during one is redone
 	sayOnline bool // publish online again (a peer's last will said offline)
-	devices   map[string]*device
-	tops      map[string]Energy // by slug: the highest totals seen retained on the broker
+	// lastConnectError is the last failed attempt's message, "" once connected.
+	lastConnectError string
+	devices          map[string]*device
+	tops             map[string]Energy // by slug: the highest totals seen retained on the broker
 }
 
 // device is what the bridge remembers of one device.
@@ -191,6 +193,9 @@ func clientID() string {
 func (b *Bridge) connectionUp(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 	b.log.Info("mqtt: connected", "broker", b.broker())
 	b.m.MQTTConnected.Set(1)
+	b.mu.Lock()
+	b.lastConnectError = ""
+	b.mu.Unlock()
 	// Subscribing waits for the broker: not in this callback, which must not block.
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
@@ -221,14 +226,23 @@ func (b *Bridge) connectionDown() bool {
 	return true
 }
 
+// connectError logs a failed connection attempt: the first of a kind at warn or error,
+// the same again at debug until a connection succeeds, so an absent broker costs one
+// line, not one per attempt.
 func (b *Bridge) connectError(err error) {
+	level, msg, attrs := slog.LevelWarn, "mqtt: cannot connect to the broker; retrying", []any{"broker", b.broker(), "err", err.Error()}
 	var refused *autopaho.ConnackError
 	if errors.As(err, &refused) && (refused.ReasonCode == 0x86 || refused.ReasonCode == 0x87) {
-		b.log.Error("mqtt: the broker refused sungrow's user name or password (check MQTT_URL); retrying",
-			"broker", b.broker(), "reason_code", refused.ReasonCode)
-		return
+		level, msg = slog.LevelError, "mqtt: the broker refused sungrow's user name or password (check MQTT_URL); retrying"
+		attrs = []any{"broker", b.broker(), "reason_code", refused.ReasonCode}
 	}
-	b.log.Warn("mqtt: cannot connect to the broker; retrying", "broker", b.broker(), "err", err)
+	b.mu.Lock()
+	if b.lastConnectError == msg {
+		level = slog.LevelDebug
+	}
+	b.lastConnectError = msg
+	b.mu.Unlock()
+	b.log.Log(context.Background(), level, msg, attrs...)
 }
 
 // received handles what the subscriptions bring. It runs on the client's goroutine,

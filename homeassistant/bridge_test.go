@@ -3,6 +3,7 @@ package homeassistant_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -337,4 +338,153 @@ func TestDiscoveryConfigsFollowTheSensorSchemaAndSurviveRestarts(t *testing.T) {
 	testenv.Await(t, "24 discovery configs again", 30*time.Second, func() bool { return len(configs(rec.since(mark))) == 24 })
 	is.Equal(configs(rec.since(mark)), got)
 	_ = m
+}
+
+// hasMessage reports whether msgs hold payload on topic.
+func hasMessage(msgs []message, topic, payload string) bool {
+	for _, m := range msgs {
+		if m.topic == topic && m.payload == payload {
+			return true
+		}
+	}
+	return false
+}
+
+func TestHomeAssistantComingOnlineGetsDiscoveryAndStateAgain(t *testing.T) {
+	is := is.New(t)
+	broker := testenv.StartMosquitto(t)
+	d := testenv.New(t, testenv.Postgres)
+	store := telemetry.NewStore(d.Pool)
+	newest := insert(t, store, "inverter-01", 0, 3, 1500)
+	energy := &fixedEnergy{}
+	energy.set("inverter-01", homeassistant.Energy{PVKWh: 12.5})
+	rec := record(t, broker)
+	startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, min: 50 * time.Millisecond})
+	testenv.Await(t, "discovery", 30*time.Second, func() bool { return len(configs(rec.since(0))) == 12 })
+	testenv.Await(t, "the first state", 30*time.Second, func() bool {
+		st, ok := lastState(rec.since(0), "sungrow/inverter-01/state")
+		return ok && st["ts"] == newest.Format(time.RFC3339) && st["pv_kwh"] == 12.5
+	})
+
+	mark := rec.count()
+	rec.publish(t, "homeassistant/status", "online") // Home Assistant restarted
+	testenv.Await(t, "discovery again", 30*time.Second, func() bool { return len(configs(rec.since(mark))) == 12 })
+	testenv.Await(t, "the state again", 30*time.Second, func() bool {
+		_, ok := lastState(rec.since(mark), "sungrow/inverter-01/state")
+		return ok
+	})
+
+	// Another instance's last will says offline: this one, alive, says online again.
+	mark = rec.count()
+	rec.publish(t, "sungrow/status", "offline")
+	testenv.Await(t, "online again", 30*time.Second, func() bool { return hasMessage(rec.since(mark), "sungrow/status", "online") })
+	is.True(true)
+}
+
+func TestStateFollowsStoredBatchesAndTotalsNeverDecrease(t *testing.T) {
+	is := is.New(t)
+	broker := testenv.StartMosquitto(t)
+	d := testenv.New(t, testenv.Postgres)
+	store := telemetry.NewStore(d.Pool)
+	energy := &fixedEnergy{}
+	rec := record(t, broker)
+	b := startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, min: 200 * time.Millisecond})
+	topic := "sungrow/inverter-01/state"
+
+	// A burst of batches inside one window: the last is what ends up published.
+	var newest time.Time
+	for i := range 10 {
+		newest = insert(t, store, "inverter-01", time.Duration(i)*time.Minute, 3, float64(1000+i))
+		energy.set("inverter-01", homeassistant.Energy{PVKWh: float64(i + 1), LoadKWh: 100})
+		b.Stored("inverter-01", newest)
+	}
+	testenv.Await(t, "the newest state", 30*time.Second, func() bool {
+		st, ok := lastState(rec.since(0), topic)
+		return ok && st["ts"] == newest.Format(time.RFC3339) && st["pv_kwh"] == 10.0 && st["pv_power_w"] == 1009.0
+	})
+	st, _ := lastState(rec.since(0), topic)
+	is.Equal(st["battery_temp_c"], nil) // null: Home Assistant shows unknown
+	is.Equal(st["export_power_w"], 109.0)
+
+	// The same total summed in another order comes out a hair lower: published as before.
+	mark := rec.count()
+	energy.set("inverter-01", homeassistant.Energy{PVKWh: 10 * (1 - 1e-14), LoadKWh: 100 * (1 - 1e-14)})
+	b.Stored("inverter-01", newest)
+	testenv.Await(t, "a state", 30*time.Second, func() bool { _, ok := lastState(rec.since(mark), topic); return ok })
+	st, _ = lastState(rec.since(mark), topic)
+	is.Equal(st["pv_kwh"], 10.0)
+	is.Equal(st["load_kwh"], 100.0)
+
+	// States never came closer together than the window (as published; arrival can
+	// only spread them, by scheduling, never bunch them below a fraction of it).
+	var prev time.Time
+	for _, m := range rec.since(0) {
+		if m.topic != topic {
+			continue
+		}
+		if !prev.IsZero() && m.received.Sub(prev) < 100*time.Millisecond {
+			t.Errorf("two states %s apart, the window is 200ms", m.received.Sub(prev))
+		}
+		prev = m.received
+	}
+}
+
+func TestBrokerRestartRepublishesDiscoveryAndNewestState(t *testing.T) {
+	is := is.New(t)
+	broker := testenv.StartMosquitto(t)
+	d := testenv.New(t, testenv.Postgres)
+	store := telemetry.NewStore(d.Pool)
+	insert(t, store, "inverter-01", 0, 3, 1500)
+	energy := &fixedEnergy{}
+	energy.set("inverter-01", homeassistant.Energy{PVKWh: 1})
+	m := metrics.New()
+	b := startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, min: 100 * time.Millisecond, metrics: m})
+	rec := record(t, broker)
+	testenv.Await(t, "discovery", 30*time.Second, func() bool { return len(configs(rec.since(0))) == 12 })
+
+	broker.Stop()
+	mark := rec.count()
+	// Ingest goes on while the broker is away; the bridge only remembers the device.
+	newest := insert(t, store, "inverter-01", time.Hour, 3, 2222)
+	energy.set("inverter-01", homeassistant.Energy{PVKWh: 2})
+	done := make(chan struct{})
+	go func() { b.Stored("inverter-01", newest); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("Stored waited for the broker")
+	}
+	broker.Start(t) // empty: it kept nothing
+
+	testenv.Await(t, "discovery after the restart", 60*time.Second, func() bool { return len(configs(rec.since(mark))) == 12 })
+	testenv.Await(t, "the newest state after the restart", 60*time.Second, func() bool {
+		st, ok := lastState(rec.since(mark), "sungrow/inverter-01/state")
+		return ok && st["ts"] == newest.Format(time.RFC3339) && st["pv_kwh"] == 2.0
+	})
+	is.True(hasMessage(rec.since(0), "sungrow/status", "online"))
+}
+
+func TestWrongPasswordOrNoBrokerIsALogLineNeverAnError(t *testing.T) {
+	broker := testenv.StartMosquitto(t)
+	d := testenv.New(t, testenv.Postgres)
+	store := telemetry.NewStore(d.Pool)
+	insert(t, store, "inverter-01", 0, 3, 1500)
+	wrong := fmt.Sprintf("mqtt://%s:not-the-password@127.0.0.1:%s", broker.User, broker.Port)
+	absent := "mqtt://u:p@" + testenv.FreeAddr(t)
+	for name, tc := range map[string]struct{ url, log string }{
+		"wrong password": {wrong, "the broker refused sungrow's user name or password (check MQTT_URL)"},
+		"no broker":      {absent, "cannot connect to the broker"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			is := is.New(t)
+			logs := &testenv.LogBuffer{}
+			m := metrics.New()
+			b := startBridge(t, bridgeSetup{url: tc.url, samples: store, energy: &fixedEnergy{}, logs: logs, metrics: m})
+			testenv.Await(t, "the log line", 30*time.Second, func() bool { return strings.Contains(logs.String(), tc.log) })
+			b.Stored("inverter-01", t0)                                   // returns at once, publishes nothing
+			is.True(!strings.Contains(logs.String(), "not-the-password")) // never the password
+			is.True(!strings.Contains(logs.String(), "u:p@"))
+			t.Logf("logged: %s", strings.SplitN(logs.String(), "\n", 3)[1])
+		})
+	}
 }
