@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
-	"github.com/eclipse/paho.golang/paho"
 	"github.com/matryer/is"
 
 	"github.com/sungrow/sungrow/homeassistant"
@@ -21,118 +20,29 @@ import (
 	"github.com/sungrow/sungrow/telemetry"
 )
 
-// message is one MQTT message as a subscriber got it.
-type message struct {
-	topic    string
-	payload  string
-	received time.Time
-}
-
-// recorder is a subscriber to every topic of a broker, as Home Assistant would be.
-type recorder struct {
-	cm *autopaho.ConnectionManager
-	mu sync.Mutex
-	// all is every message in arrival order; retained ones are replayed on
-	// (re)subscribe, so a republish after a broker restart shows as a new message.
-	all []message
-}
-
-func record(t *testing.T, broker *testenv.Mosquitto) *recorder {
-	t.Helper()
-	r := &recorder{}
-	u, _ := url.Parse(broker.URL())
-	subscribed := make(chan struct{}, 1)
-	cfg := autopaho.ClientConfig{
-		ServerUrls:       []*url.URL{{Scheme: "mqtt", Host: u.Host}},
-		ConnectUsername:  broker.User,
-		ConnectPassword:  []byte(broker.Password),
-		KeepAlive:        10,
-		ReconnectBackoff: autopaho.NewConstantBackoff(200 * time.Millisecond),
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-			go func() {
-				if _, err := cm.Subscribe(context.Background(), &paho.Subscribe{
-					Subscriptions: []paho.SubscribeOptions{{Topic: "#", QoS: 1}},
-				}); err == nil {
-					select {
-					case subscribed <- struct{}{}:
-					default:
-					}
-				}
-			}()
-		},
-		ClientConfig: paho.ClientConfig{
-			ClientID: testenv.UniqueName("recorder"),
-			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-				r.mu.Lock()
-				r.all = append(r.all, message{pr.Packet.Topic, string(pr.Packet.Payload), time.Now()})
-				r.mu.Unlock()
-				return true, nil
-			}},
-		},
-	}
-	cm, err := autopaho.NewConnection(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.cm = cm
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = cm.Disconnect(ctx)
-	})
-	select {
-	case <-subscribed:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the recorder did not subscribe within 20 s")
-	}
-	return r
-}
-
-// since returns the messages received from index i on.
-func (r *recorder) since(i int) []message {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]message(nil), r.all[min(i, len(r.all)):]...)
-}
-
-func (r *recorder) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.all)
-}
-
 // configs returns the discovery configs among msgs, the latest per topic.
-func configs(msgs []message) map[string]string {
+func configs(msgs []testenv.MQTTMessage) map[string]string {
 	out := map[string]string{}
 	for _, m := range msgs {
-		if strings.HasPrefix(m.topic, "homeassistant/sensor/") && strings.HasSuffix(m.topic, "/config") {
-			out[m.topic] = m.payload
+		if strings.HasPrefix(m.Topic, "homeassistant/sensor/") && strings.HasSuffix(m.Topic, "/config") {
+			out[m.Topic] = m.Payload
 		}
 	}
 	return out
 }
 
 // lastState returns the latest state message of a topic among msgs.
-func lastState(msgs []message, topic string) (map[string]any, bool) {
+func lastState(msgs []testenv.MQTTMessage, topic string) (map[string]any, bool) {
 	for i := len(msgs) - 1; i >= 0; i-- {
-		if msgs[i].topic == topic {
+		if msgs[i].Topic == topic {
 			var st map[string]any
-			if json.Unmarshal([]byte(msgs[i].payload), &st) != nil {
+			if json.Unmarshal([]byte(msgs[i].Payload), &st) != nil {
 				return nil, false
 			}
 			return st, true
 		}
 	}
 	return nil, false
-}
-
-func (r *recorder) publish(t *testing.T, topic, payload string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := r.cm.Publish(ctx, &paho.Publish{Topic: topic, Payload: []byte(payload), QoS: 1}); err != nil {
-		t.Fatalf("publish %s: %v", topic, err)
-	}
 }
 
 // fixedEnergy is an EnergyReader whose totals the test sets.
@@ -295,14 +205,14 @@ func TestDiscoveryConfigsFollowTheSensorSchemaAndSurviveRestarts(t *testing.T) {
 	insert(t, store, "inverter-01", 0, 3, 1500)
 	insert(t, store, "Roof/West #2", 0, 3, 900) // needs a slug
 	energy := &fixedEnergy{}
-	rec := record(t, broker)
+	rec := testenv.RecordMQTT(t, broker)
 	m := metrics.New()
 	setup := bridgeSetup{broker: broker, samples: store, energy: energy, devices: []string{"inverter-01", "no-data-yet"}, metrics: m}
 	b := startBridge(t, setup)
 
 	slugs := map[string]string{"inverter-01": "inverter-01"}
-	testenv.Await(t, "24 discovery configs", 30*time.Second, func() bool { return len(configs(rec.since(0))) == 24 })
-	got := configs(rec.since(0))
+	testenv.Await(t, "24 discovery configs", 30*time.Second, func() bool { return len(configs(rec.Since(0))) == 24 })
+	got := configs(rec.Since(0))
 	for topic := range got {
 		if rest, ok := strings.CutPrefix(topic, "homeassistant/sensor/sungrow_roof_west__2_"); ok {
 			slugs["Roof/West #2"] = "roof_west__2_" + strings.SplitN(rest, "/", 2)[0]
@@ -323,8 +233,8 @@ func TestDiscoveryConfigsFollowTheSensorSchemaAndSurviveRestarts(t *testing.T) {
 		is.True(!strings.Contains(topic, "no-data-yet")) // a device without data has nothing to show
 	}
 	testenv.Await(t, "the online status", 10*time.Second, func() bool {
-		for _, m := range rec.since(0) {
-			if m.topic == "sungrow/status" && m.payload == "online" {
+		for _, m := range rec.Since(0) {
+			if m.Topic == "sungrow/status" && m.Payload == "online" {
 				return true
 			}
 		}
@@ -333,17 +243,17 @@ func TestDiscoveryConfigsFollowTheSensorSchemaAndSurviveRestarts(t *testing.T) {
 
 	// A restart publishes the same configs under the same unique ids.
 	closeBridge(b)
-	mark := rec.count()
+	mark := rec.Count()
 	startBridge(t, setup)
-	testenv.Await(t, "24 discovery configs again", 30*time.Second, func() bool { return len(configs(rec.since(mark))) == 24 })
-	is.Equal(configs(rec.since(mark)), got)
+	testenv.Await(t, "24 discovery configs again", 30*time.Second, func() bool { return len(configs(rec.Since(mark))) == 24 })
+	is.Equal(configs(rec.Since(mark)), got)
 	_ = m
 }
 
 // hasMessage reports whether msgs hold payload on topic.
-func hasMessage(msgs []message, topic, payload string) bool {
+func hasMessage(msgs []testenv.MQTTMessage, topic, payload string) bool {
 	for _, m := range msgs {
-		if m.topic == topic && m.payload == payload {
+		if m.Topic == topic && m.Payload == payload {
 			return true
 		}
 	}
@@ -358,26 +268,26 @@ func TestHomeAssistantComingOnlineGetsDiscoveryAndStateAgain(t *testing.T) {
 	newest := insert(t, store, "inverter-01", 0, 3, 1500)
 	energy := &fixedEnergy{}
 	energy.set("inverter-01", homeassistant.Energy{PVKWh: 12.5})
-	rec := record(t, broker)
+	rec := testenv.RecordMQTT(t, broker)
 	startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, min: 50 * time.Millisecond})
-	testenv.Await(t, "discovery", 30*time.Second, func() bool { return len(configs(rec.since(0))) == 12 })
+	testenv.Await(t, "discovery", 30*time.Second, func() bool { return len(configs(rec.Since(0))) == 12 })
 	testenv.Await(t, "the first state", 30*time.Second, func() bool {
-		st, ok := lastState(rec.since(0), "sungrow/inverter-01/state")
+		st, ok := lastState(rec.Since(0), "sungrow/inverter-01/state")
 		return ok && st["ts"] == newest.Format(time.RFC3339) && st["pv_kwh"] == 12.5
 	})
 
-	mark := rec.count()
-	rec.publish(t, "homeassistant/status", "online") // Home Assistant restarted
-	testenv.Await(t, "discovery again", 30*time.Second, func() bool { return len(configs(rec.since(mark))) == 12 })
+	mark := rec.Count()
+	rec.Publish(t, "homeassistant/status", "online") // Home Assistant restarted
+	testenv.Await(t, "discovery again", 30*time.Second, func() bool { return len(configs(rec.Since(mark))) == 12 })
 	testenv.Await(t, "the state again", 30*time.Second, func() bool {
-		_, ok := lastState(rec.since(mark), "sungrow/inverter-01/state")
+		_, ok := lastState(rec.Since(mark), "sungrow/inverter-01/state")
 		return ok
 	})
 
 	// Another instance's last will says offline: this one, alive, says online again.
-	mark = rec.count()
-	rec.publish(t, "sungrow/status", "offline")
-	testenv.Await(t, "online again", 30*time.Second, func() bool { return hasMessage(rec.since(mark), "sungrow/status", "online") })
+	mark = rec.Count()
+	rec.Publish(t, "sungrow/status", "offline")
+	testenv.Await(t, "online again", 30*time.Second, func() bool { return hasMessage(rec.Since(mark), "sungrow/status", "online") })
 	is.True(true)
 }
 
@@ -387,7 +297,7 @@ func TestStateFollowsStoredBatchesAndTotalsNeverDecrease(t *testing.T) {
 	d := testenv.New(t, testenv.Postgres)
 	store := telemetry.NewStore(d.Pool)
 	energy := &fixedEnergy{}
-	rec := record(t, broker)
+	rec := testenv.RecordMQTT(t, broker)
 	b := startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, min: 200 * time.Millisecond})
 	topic := "sungrow/inverter-01/state"
 
@@ -399,33 +309,33 @@ func TestStateFollowsStoredBatchesAndTotalsNeverDecrease(t *testing.T) {
 		b.Stored("inverter-01", newest)
 	}
 	testenv.Await(t, "the newest state", 30*time.Second, func() bool {
-		st, ok := lastState(rec.since(0), topic)
+		st, ok := lastState(rec.Since(0), topic)
 		return ok && st["ts"] == newest.Format(time.RFC3339) && st["pv_kwh"] == 10.0 && st["pv_power_w"] == 1009.0
 	})
-	st, _ := lastState(rec.since(0), topic)
+	st, _ := lastState(rec.Since(0), topic)
 	is.Equal(st["battery_temp_c"], nil) // null: Home Assistant shows unknown
 	is.Equal(st["export_power_w"], 109.0)
 
 	// The same total summed in another order comes out a hair lower: published as before.
-	mark := rec.count()
+	mark := rec.Count()
 	energy.set("inverter-01", homeassistant.Energy{PVKWh: 10 * (1 - 1e-14), LoadKWh: 100 * (1 - 1e-14)})
 	b.Stored("inverter-01", newest)
-	testenv.Await(t, "a state", 30*time.Second, func() bool { _, ok := lastState(rec.since(mark), topic); return ok })
-	st, _ = lastState(rec.since(mark), topic)
+	testenv.Await(t, "a state", 30*time.Second, func() bool { _, ok := lastState(rec.Since(mark), topic); return ok })
+	st, _ = lastState(rec.Since(mark), topic)
 	is.Equal(st["pv_kwh"], 10.0)
 	is.Equal(st["load_kwh"], 100.0)
 
 	// States never came closer together than the window (as published; arrival can
 	// only spread them, by scheduling, never bunch them below a fraction of it).
 	var prev time.Time
-	for _, m := range rec.since(0) {
-		if m.topic != topic {
+	for _, m := range rec.Since(0) {
+		if m.Topic != topic {
 			continue
 		}
-		if !prev.IsZero() && m.received.Sub(prev) < 100*time.Millisecond {
-			t.Errorf("two states %s apart, the window is 200ms", m.received.Sub(prev))
+		if !prev.IsZero() && m.Received.Sub(prev) < 100*time.Millisecond {
+			t.Errorf("two states %s apart, the window is 200ms", m.Received.Sub(prev))
 		}
-		prev = m.received
+		prev = m.Received
 	}
 }
 
@@ -439,11 +349,11 @@ func TestBrokerRestartRepublishesDiscoveryAndNewestState(t *testing.T) {
 	energy.set("inverter-01", homeassistant.Energy{PVKWh: 1})
 	m := metrics.New()
 	b := startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, min: 100 * time.Millisecond, metrics: m})
-	rec := record(t, broker)
-	testenv.Await(t, "discovery", 30*time.Second, func() bool { return len(configs(rec.since(0))) == 12 })
+	rec := testenv.RecordMQTT(t, broker)
+	testenv.Await(t, "discovery", 30*time.Second, func() bool { return len(configs(rec.Since(0))) == 12 })
 
 	broker.Stop()
-	mark := rec.count()
+	mark := rec.Count()
 	// Ingest goes on while the broker is away; the bridge only remembers the device.
 	newest := insert(t, store, "inverter-01", time.Hour, 3, 2222)
 	energy.set("inverter-01", homeassistant.Energy{PVKWh: 2})
@@ -456,12 +366,12 @@ func TestBrokerRestartRepublishesDiscoveryAndNewestState(t *testing.T) {
 	}
 	broker.Start(t) // empty: it kept nothing
 
-	testenv.Await(t, "discovery after the restart", 60*time.Second, func() bool { return len(configs(rec.since(mark))) == 12 })
+	testenv.Await(t, "discovery after the restart", 60*time.Second, func() bool { return len(configs(rec.Since(mark))) == 12 })
 	testenv.Await(t, "the newest state after the restart", 60*time.Second, func() bool {
-		st, ok := lastState(rec.since(mark), "sungrow/inverter-01/state")
+		st, ok := lastState(rec.Since(mark), "sungrow/inverter-01/state")
 		return ok && st["ts"] == newest.Format(time.RFC3339) && st["pv_kwh"] == 2.0
 	})
-	is.True(hasMessage(rec.since(0), "sungrow/status", "online"))
+	is.True(hasMessage(rec.Since(0), "sungrow/status", "online"))
 }
 
 func TestWrongPasswordOrNoBrokerIsALogLineNeverAnError(t *testing.T) {

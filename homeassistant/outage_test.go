@@ -132,7 +132,7 @@ func TestBrokerDownUnderIngestLoadCostsIngestNothing(t *testing.T) {
 	broker.Stop()
 	down := ingestLoad(t, withMQTT.URL, tokens, next, 10*time.Second, "broker stopped")
 	broker.Start(t)
-	rec := record(t, broker)
+	rec := testenv.RecordMQTT(t, broker)
 	back := ingestLoad(t, withMQTT.URL, tokens, next, 2*time.Second, "broker back")
 	phases = append(phases, merge("MQTT off", off), merge("broker connected", on), down, back)
 
@@ -153,7 +153,7 @@ func TestBrokerDownUnderIngestLoadCostsIngestNothing(t *testing.T) {
 	for _, device := range tokens {
 		newest := next[device].Add(-5 * time.Second)
 		testenv.Await(t, device+"'s discovery and newest state", 60*time.Second, func() bool {
-			msgs := rec.since(0)
+			msgs := rec.Since(0)
 			n := 0
 			for topic := range configs(msgs) {
 				if bytes.Contains([]byte(topic), []byte("sungrow_"+device+"/")) {
