@@ -68,6 +68,10 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.MQTTDiscoveryPrefix = topicPrefix(getenv, "MQTT_DISCOVERY_PREFIX", "homeassistant", &errs)
 	cfg.MQTTTopicPrefix = topicPrefix(getenv, "MQTT_TOPIC_PREFIX", "sungrow", &errs)
 	cfg.MQTTMinInterval = seconds(getenv, "MQTT_MIN_INTERVAL_S", 5, &errs)
+	if cfg.MQTTTopicPrefix == cfg.MQTTDiscoveryPrefix {
+		// <prefix>/status would be Home Assistant's own status topic.
+		errs = append(errs, fmt.Errorf("MQTT_TOPIC_PREFIX and MQTT_DISCOVERY_PREFIX are both %q: they must differ", cfg.MQTTTopicPrefix))
+	}
 	return cfg, errors.Join(errs...)
 }
 

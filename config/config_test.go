@@ -69,6 +69,13 @@ func TestLoadReadsValues(t *testing.T) {
 	is.Equal(cfg.CORSOrigins, []string{"https://a.example.com", "http://localhost:3000"})
 }
 
+func TestMQTTPrefixesMustDiffer(t *testing.T) {
+	is := is.New(t)
+	_, err := config.Load(env(map[string]string{"MQTT_TOPIC_PREFIX": "homeassistant"}))
+	is.True(err != nil)
+	is.True(strings.Contains(err.Error(), "MQTT_TOPIC_PREFIX and MQTT_DISCOVERY_PREFIX"))
+}
+
 func TestParseDeviceTokens(t *testing.T) {
 	tests := []struct {
 		in      string

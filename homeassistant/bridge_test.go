@@ -180,6 +180,7 @@ func checkConfigs(t *testing.T, got map[string]string, device, slug string) []st
 		is.Equal(c["state_class"], spec.stateClass)
 		is.Equal(c["unique_id"], "sungrow_"+slug+"_"+key)
 		is.Equal(c["object_id"], c["unique_id"])
+		is.Equal(c["default_entity_id"], "sensor."+c["unique_id"].(string))
 		av, _ := c["availability"].([]any)
 		is.Equal(len(av), 1)
 		if len(av) == 1 {

@@ -92,7 +92,10 @@ func (t topics) slugOfState(topic string) (string, bool) {
 }
 
 // discoveryConfigs returns each sensor's retained discovery topic and payload for one
-// device, in the shape of Home Assistant's MQTT sensor schema.
+// device, in the shape of Home Assistant's MQTT sensor schema. The entity id is given
+// twice: object_id for Home Assistant before 2025.10, default_entity_id for later ones,
+// which deprecated object_id (discovery drops keys it does not know, so each version
+// reads its own).
 func discoveryConfigs(t topics, device, version string) map[string][]byte {
 	type availability struct {
 		Topic               string `json:"topic"`
@@ -110,6 +113,7 @@ func discoveryConfigs(t topics, device, version string) map[string][]byte {
 		Name              string         `json:"name"`
 		UniqueID          string         `json:"unique_id"`
 		ObjectID          string         `json:"object_id"`
+		DefaultEntityID   string         `json:"default_entity_id"`
 		StateTopic        string         `json:"state_topic"`
 		ValueTemplate     string         `json:"value_template"`
 		Availability      []availability `json:"availability"`
@@ -134,6 +138,7 @@ func discoveryConfigs(t topics, device, version string) map[string][]byte {
 			Name:              sn.name,
 			UniqueID:          id,
 			ObjectID:          id,
+			DefaultEntityID:   "sensor." + id,
 			StateTopic:        t.state(s),
 			ValueTemplate:     "{{ value_json." + sn.field + " }}",
 			Availability:      []availability{{Topic: t.status(), PayloadAvailable: "online", PayloadNotAvailable: "offline"}},
