@@ -6,12 +6,13 @@ import (
 	"time"
 
 	"github.com/sungrow/sungrow/metrics"
+	"github.com/sungrow/sungrow/telemetry"
 )
 
 // handleIngest stores a batch of samples of the token's device, all or nothing, and
 // answers with how many were new.
 func handleIngest(logger *slog.Logger, m *metrics.Metrics, store SampleStore, cache RealtimeInvalidator,
-	stored []StoredListener, maxBytes int64, maxSamples int, now func() time.Time) http.Handler {
+	maxBytes int64, maxSamples int, now func() time.Time, stored []StoredListener) http.Handler {
 	type response struct {
 		Inserted int64 `json:"inserted"`
 	}
@@ -34,21 +35,30 @@ func handleIngest(logger *slog.Logger, m *metrics.Metrics, store SampleStore, ca
 			respondError(w, r, logger, err)
 			return
 		}
-		if inserted > 0 && len(stored) > 0 {
-			// The batch's latest ts: when only some of its rows were new it may be a
-			// re-sent one, which costs a listener a needless re-read, never a miss.
-			newest := samples[0].TS
-			for _, s := range samples[1:] {
-				if s.TS.After(newest) {
-					newest = s.TS
-				}
-			}
-			for _, l := range stored {
-				l.Stored(device, newest)
-			}
+		if inserted > 0 {
+			tellStored(stored, device, samples)
 		}
 		m.ReceivedSamples.Add(float64(len(samples)))
 		m.IngestedRows.Add(float64(inserted))
 		encode(w, http.StatusOK, response{Inserted: inserted})
 	})
+}
+
+// tellStored tells the listeners that the device has new rows. When only some rows of
+// the batch were new, the store does not say which, so the batch's latest ts stands in
+// for the latest inserted one: it is a stored sample's ts either way, and listeners
+// read the sample itself.
+func tellStored(stored []StoredListener, device string, samples []telemetry.Sample) {
+	if len(stored) == 0 {
+		return
+	}
+	newest := samples[0].TS
+	for _, s := range samples[1:] {
+		if s.TS.After(newest) {
+			newest = s.TS
+		}
+	}
+	for _, l := range stored {
+		l.Stored(device, newest)
+	}
 }

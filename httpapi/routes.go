@@ -19,7 +19,7 @@ func addRoutes(mux *http.ServeMux, deps Deps) {
 	mux.Handle("GET /{$}", web.Page())
 	mux.Handle("GET /static/", web.Assets())
 	mux.Handle("POST /v1/ingest", auth(handleIngest(deps.Logger, deps.Metrics, withLateData(deps.Samples, deps.LateData), deps.Cache,
-		deps.Stored, deps.MaxRequestBytes, deps.MaxSamplesPerRequest, deps.Now)))
+		deps.MaxRequestBytes, deps.MaxSamplesPerRequest, deps.Now, deps.Stored)))
 	mux.Handle("GET /v1/realtime", auth(handleRealtime(deps.Logger, deps.Metrics, deps.Samples, deps.Cache)))
 	mux.Handle("GET /v1/series", auth(handleSeries(deps.Logger, deps.Series, deps.Now)))
 }

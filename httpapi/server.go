@@ -35,15 +35,14 @@ type Deps struct {
 	Series SeriesReader
 	// LateData is told the span of each batch that stored new samples; nil: nobody.
 	LateData LateDataNotifier
-	// Stored are the live consumers (the MQTT bridge, the stream) told after each
-	// batch that inserted at least one row.
+	// Stored are told after each batch that inserted rows (live consumers: the
+	// stream hub, MQTT).
 	Stored []StoredListener
 }
 
-// StoredListener hears that a device has new rows: newest is the latest ts of the
-// batch that inserted them. Stored is called on the ingest path, so it must return at
-// once: it may note the device and wake a goroutine of its own, never wait or do I/O.
-// It is a signal only; a listener reads what it publishes from the database.
+// StoredListener hears that a batch of a device inserted at least one row; newest is
+// the latest ts among the rows it inserted. Ingest calls it after the cache
+// invalidation, on the request path: it must return at once (no I/O, no waiting).
 type StoredListener interface {
 	Stored(deviceID string, newest time.Time)
 }
