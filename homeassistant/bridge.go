@@ -411,7 +411,9 @@ func (b *Bridge) markAll(ctx context.Context) error {
 
 // due takes the dirty devices whose window has ended, marking them clean and sent
 // now (a Stored that arrives while they are published dirties them again, for the
-// next window), and sets *next to when the first of the others ends.
+// next window; publishDevice moves the mark to the publish itself, so the database
+// reads in between never shorten a window), and sets *next to when the first of the
+// others ends.
 func (b *Bridge) due(now time.Time, next *time.Duration) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -485,6 +487,9 @@ func (b *Bridge) publishDevice(ctx context.Context, id string) bool {
 		}
 	}
 	published := monotone(energy, top)
+	b.mu.Lock()
+	d.lastSent = time.Now() // the window runs from the state's own publish
+	b.mu.Unlock()
 	payload, _ := json.Marshal(state{ // no type here can fail to marshal
 		TS:            latest.TS.UTC(),
 		PVPowerW:      latest.PVPowerW,
