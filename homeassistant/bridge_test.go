@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -180,7 +182,9 @@ func checkConfigs(t *testing.T, got map[string]string, device, slug string) []st
 		is.Equal(c["state_class"], spec.stateClass)
 		is.Equal(c["unique_id"], "sungrow_"+slug+"_"+key)
 		is.Equal(c["object_id"], c["unique_id"])
-		is.Equal(c["default_entity_id"], "sensor."+c["unique_id"].(string))
+		entity, _ := c["default_entity_id"].(string)
+		is.True(validEntityID(entity))
+		is.True(strings.HasPrefix(entity, "sensor.sungrow_"))
 		av, _ := c["availability"].([]any)
 		is.Equal(len(av), 1)
 		if len(av) == 1 {
@@ -196,6 +200,19 @@ func checkConfigs(t *testing.T, got map[string]string, device, slug string) []st
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// validEntityID is Home Assistant's entity id rule: domain.object_id, each of a-z, 0-9
+// and underscores, no double underscore, none at either end.
+func validEntityID(id string) bool {
+	domain, object, ok := strings.Cut(id, ".")
+	part := func(s string) bool {
+		if s == "" || strings.Contains(s, "__") || strings.HasPrefix(s, "_") || strings.HasSuffix(s, "_") {
+			return false
+		}
+		return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == ""
+	}
+	return ok && part(domain) && part(object)
 }
 
 func TestDiscoveryConfigsFollowTheSensorSchemaAndSurviveRestarts(t *testing.T) {
@@ -220,6 +237,11 @@ func TestDiscoveryConfigsFollowTheSensorSchemaAndSurviveRestarts(t *testing.T) {
 		}
 	}
 	is.True(slugs["Roof/West #2"] != "") // the odd id got a topic-safe slug
+	for _, topic := range slices.Sorted(maps.Keys(got)) {
+		if strings.Contains(topic, "sungrow_inverter-01/") {
+			t.Logf("%s %s", topic, got[topic]) // as received, for the record
+		}
+	}
 	var ids []string
 	for device, slug := range slugs {
 		ids = append(ids, checkConfigs(t, got, device, slug)...)

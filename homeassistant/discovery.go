@@ -61,6 +61,22 @@ func slug(device string) string {
 	return b.String() + "_" + hex.EncodeToString(sum[:4])
 }
 
+// entityObjectID is id as the part of an entity id after "sensor.": Home Assistant
+// allows only a-z, 0-9 and single underscores, not at either end (object_id it
+// slugifies itself; default_entity_id it takes as it is).
+func entityObjectID(id string) string {
+	var b strings.Builder
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case !strings.HasSuffix(b.String(), "_"):
+			b.WriteByte('_')
+		}
+	}
+	return strings.Trim(b.String(), "_")
+}
+
 // topics names every topic of one bridge.
 type topics struct {
 	discovery, prefix string
@@ -138,7 +154,7 @@ func discoveryConfigs(t topics, device, version string) map[string][]byte {
 			Name:              sn.name,
 			UniqueID:          id,
 			ObjectID:          id,
-			DefaultEntityID:   "sensor." + id,
+			DefaultEntityID:   "sensor." + entityObjectID(id),
 			StateTopic:        t.state(s),
 			ValueTemplate:     "{{ value_json." + sn.field + " }}",
 			Availability:      []availability{{Topic: t.status(), PayloadAvailable: "online", PayloadNotAvailable: "offline"}},
