@@ -15,6 +15,7 @@ import (
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/matryer/is"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sungrow/sungrow/homeassistant"
 	"github.com/sungrow/sungrow/internal/testenv"
@@ -375,8 +376,11 @@ func TestBrokerRestartRepublishesDiscoveryAndNewestState(t *testing.T) {
 	b := startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, min: 100 * time.Millisecond, metrics: m})
 	rec := testenv.RecordMQTT(t, broker)
 	testenv.Await(t, "discovery", 30*time.Second, func() bool { return len(configs(rec.Since(0))) == 12 })
+	testenv.Await(t, "the connected gauge", 10*time.Second, func() bool { return testutil.ToFloat64(m.MQTTConnected) == 1 })
+	is.True(testutil.ToFloat64(m.MQTTPublished) >= 13) // 12 configs and the state, at least
 
 	broker.Stop()
+	testenv.Await(t, "the connected gauge to drop", 30*time.Second, func() bool { return testutil.ToFloat64(m.MQTTConnected) == 0 })
 	mark := rec.Count()
 	// Ingest goes on while the broker is away; the bridge only remembers the device.
 	newest := insert(t, store, "inverter-01", time.Hour, 3, 2222)
