@@ -61,6 +61,15 @@ const publishTimeout = 10 * time.Second
 // tried again.
 const retryDelay = 2 * time.Second
 
+// energyCostFactor spaces the reads of a device's energy totals: after a read that
+// took d, the next waits at least energyCostFactor × d, so the reads take at most 1/20
+// of the database's time per device. On the aggregates a read takes milliseconds and
+// every state carries fresh totals; on plain PostgreSQL a read sums every raw sample of
+// the device (seconds for a month of 5 s samples), and states in between carry the
+// previous totals with the newest powers, the fresh totals following at the end of the
+// energy window.
+const energyCostFactor = 20
+
 // Bridge publishes to one broker. It is a httpapi.StoredListener.
 type Bridge struct {
 	opts   Options
@@ -90,6 +99,12 @@ type device struct {
 	lastSent  time.Time // the last state publish began
 	announced bool      // discovery configs published on this connection
 	top       Energy    // the totals last published
+	// energy is the last read of the totals; stale: a batch was stored since;
+	// energyNext: the earliest time they may be read again (see energyCostFactor).
+	energy     Energy
+	hasEnergy  bool
+	stale      bool
+	energyNext time.Time
 }
 
 // Start connects to the broker in the background and returns at once: an unreachable
@@ -285,7 +300,8 @@ func (b *Bridge) received(pr paho.PublishReceived) (bool, error) {
 // Stored marks the device dirty and wakes the publisher; it never waits.
 func (b *Bridge) Stored(deviceID string, _ time.Time) {
 	b.mu.Lock()
-	b.device(deviceID).dirty = true
+	d := b.device(deviceID)
+	d.dirty, d.stale = true, true
 	b.mu.Unlock()
 	b.poke()
 }
@@ -373,21 +389,28 @@ func (b *Bridge) work(ctx context.Context) time.Duration {
 		}
 	}
 
-	var next time.Duration
-	for _, id := range b.due(time.Now(), &next) {
-		if ctx.Err() != nil {
-			return 0
+	// Until nothing is due: a device just published may be due again at once, or
+	// later (its totals stale), which only a fresh look at every device tells.
+	for {
+		var next time.Duration
+		ids := b.due(time.Now(), &next)
+		if len(ids) == 0 {
+			return next
 		}
-		if !b.publishDevice(ctx, id) {
-			b.mu.Lock()
-			b.devices[id].dirty = true
-			b.mu.Unlock()
-			if next == 0 || next > retryDelay {
-				next = retryDelay
+		for i, id := range ids {
+			if ctx.Err() != nil {
+				return 0
+			}
+			if !b.publishDevice(ctx, id, false) {
+				b.mu.Lock()
+				for _, id := range ids[i:] {
+					b.devices[id].dirty = true
+				}
+				b.mu.Unlock()
+				return retryDelay
 			}
 		}
 	}
-	return next
 }
 
 // markAll makes every known device (with samples, or configured) due for discovery
@@ -409,20 +432,28 @@ func (b *Bridge) markAll(ctx context.Context) error {
 	return nil
 }
 
-// due takes the dirty devices whose window has ended, marking them clean and sent
-// now (a Stored that arrives while they are published dirties them again, for the
-// next window; publishDevice moves the mark to the publish itself, so the database
-// reads in between never shorten a window), and sets *next to when the first of the
-// others ends.
+// due takes the devices whose window has ended, marking them clean and sent now (a
+// Stored that arrives while they are published dirties them again, for the next
+// window; publishDevice moves the mark to the publish itself, so the database reads
+// in between never shorten a window), and sets *next to when the first of the others
+// ends. A device is due when it is dirty, or when its last state carried totals that
+// a later batch made stale and their energy window has ended too.
 func (b *Bridge) due(now time.Time, next *time.Duration) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var ids []string
 	for id, d := range b.devices {
-		if !d.dirty {
+		at := d.lastSent.Add(b.opts.MinInterval)
+		switch {
+		case d.dirty:
+		case d.stale && d.hasEnergy:
+			if d.energyNext.After(at) {
+				at = d.energyNext
+			}
+		default:
 			continue
 		}
-		if wait := d.lastSent.Add(b.opts.MinInterval).Sub(now); wait > 0 {
+		if wait := at.Sub(now); wait > 0 {
 			if *next == 0 || wait < *next {
 				*next = wait
 			}
@@ -450,14 +481,16 @@ func (b *Bridge) flush(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		b.publishDevice(ctx, id)
+		b.publishDevice(ctx, id, true)
 	}
 }
 
-// publishDevice announces a device (once per connection) and publishes its state,
-// read from the database now. A device without samples has nothing to show yet and
-// succeeds doing nothing. It reports whether the device needs no retry.
-func (b *Bridge) publishDevice(ctx context.Context, id string) bool {
+// publishDevice announces a device (once per connection) and publishes its state: the
+// newest sample read now, and the totals read now unless their energy window is still
+// open (fresh: read them regardless, as on shutdown). A device without samples has
+// nothing to show yet and succeeds doing nothing. It reports whether the device needs
+// no retry.
+func (b *Bridge) publishDevice(ctx context.Context, id string, fresh bool) bool {
 	latest, err := b.opts.Samples.Latest(ctx, id)
 	if errors.Is(err, telemetry.ErrNotFound) {
 		return true
@@ -466,15 +499,13 @@ func (b *Bridge) publishDevice(ctx context.Context, id string) bool {
 		b.log.Warn("mqtt: read the newest sample", "device", id, "err", err)
 		return false
 	}
-	energy, err := b.opts.Energy.AllTime(ctx, id)
-	if err != nil {
-		b.log.Warn("mqtt: read the energy totals", "device", id, "err", err)
+	if !b.readEnergy(ctx, id, fresh) {
 		return false
 	}
 
 	b.mu.Lock()
 	d := b.device(id)
-	announced, s, epoch := d.announced, d.slug, b.epoch
+	energy, announced, s, epoch := d.energy, d.announced, d.slug, b.epoch
 	top := higher(d.top, b.tops[s])
 	b.mu.Unlock()
 
@@ -510,6 +541,33 @@ func (b *Bridge) publishDevice(ctx context.Context, id string) bool {
 	}
 	b.mu.Unlock()
 	return ok
+}
+
+// readEnergy reads the device's totals into its record if they are stale and their
+// window has ended (or fresh, or never read), and reports false if that failed.
+func (b *Bridge) readEnergy(ctx context.Context, id string, fresh bool) bool {
+	b.mu.Lock()
+	d := b.device(id)
+	read := !d.hasEnergy || (d.stale && (fresh || !time.Now().Before(d.energyNext)))
+	if read {
+		d.stale = false // a Stored during the read makes them stale again
+	}
+	b.mu.Unlock()
+	if !read {
+		return true
+	}
+	began := time.Now()
+	energy, err := b.opts.Energy.AllTime(ctx, id)
+	took := time.Since(began)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil {
+		d.stale = true
+		b.log.Warn("mqtt: read the energy totals", "device", id, "err", err)
+		return false
+	}
+	d.energy, d.hasEnergy, d.energyNext = energy, true, time.Now().Add(energyCostFactor*took)
+	return true
 }
 
 // publish sends one retained message at QoS 1 and counts the outcome.

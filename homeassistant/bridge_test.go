@@ -48,16 +48,29 @@ func lastState(msgs []testenv.MQTTMessage, topic string) (map[string]any, bool) 
 	return nil, false
 }
 
-// fixedEnergy is an EnergyReader whose totals the test sets.
+// fixedEnergy is an EnergyReader whose totals the test sets; each read takes delay.
 type fixedEnergy struct {
-	mu sync.Mutex
-	e  map[string]homeassistant.Energy
+	mu    sync.Mutex
+	e     map[string]homeassistant.Energy
+	delay time.Duration
+	reads int
 }
 
 func (f *fixedEnergy) AllTime(_ context.Context, device string) (homeassistant.Energy, error) {
 	f.mu.Lock()
+	delay := f.delay
+	f.reads++
+	f.mu.Unlock()
+	time.Sleep(delay)
+	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.e[device], nil
+}
+
+func (f *fixedEnergy) readCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
 }
 
 func (f *fixedEnergy) set(device string, e homeassistant.Energy) {
@@ -362,6 +375,43 @@ func TestStateFollowsStoredBatchesAndTotalsNeverDecrease(t *testing.T) {
 	is.Equal(st["pv_kwh"], 10.0)
 	is.Equal(st["load_kwh"], 100.0)
 
+}
+
+// TestSlowTotalsAreReadSparinglyAndStillArrive: where reading the totals is slow (the
+// raw path of plain PostgreSQL), states keep the newest powers with the previous
+// totals, the reads stay spaced by 20 × their duration, and the fresh totals follow.
+func TestSlowTotalsAreReadSparinglyAndStillArrive(t *testing.T) {
+	is := is.New(t)
+	broker := testenv.StartMosquitto(t)
+	d := testenv.New(t, testenv.Postgres)
+	store := telemetry.NewStore(d.Pool)
+	energy := &fixedEnergy{delay: 50 * time.Millisecond} // a 1 s energy window
+	rec := testenv.RecordMQTT(t, broker)
+	b := startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, min: 50 * time.Millisecond})
+	topic := "sungrow/inverter-01/state"
+
+	var newest time.Time
+	began := time.Now()
+	for i := range 20 {
+		newest = insert(t, store, "inverter-01", time.Duration(i)*time.Minute, 1, float64(1000+i))
+		energy.set("inverter-01", homeassistant.Energy{PVKWh: float64(i + 1)})
+		b.Stored("inverter-01", newest)
+		time.Sleep(50 * time.Millisecond)
+	}
+	burst := time.Since(began)
+	testenv.Await(t, "the newest powers and totals", 30*time.Second, func() bool {
+		st, ok := lastState(rec.Since(0), topic)
+		return ok && st["ts"] == newest.Format(time.RFC3339) && st["pv_kwh"] == 20.0
+	})
+	reads, states := energy.readCount(), 0
+	for _, m := range rec.Since(0) {
+		if m.Topic == topic {
+			states++
+		}
+	}
+	t.Logf("%d batches in %s: %d states, %d reads of the totals", 20, burst, states, reads)
+	is.True(reads <= 2+int(burst/time.Second)) // one per energy window, and the last
+	is.True(states > reads)                    // the powers did not wait for them
 }
 
 func TestBrokerRestartRepublishesDiscoveryAndNewestState(t *testing.T) {

@@ -40,6 +40,33 @@ func TestStateIsSentAtMostOncePerWindowAndTheLastIsNeverLost(t *testing.T) {
 	is.Equal(next, time.Duration(0))
 }
 
+func TestStaleTotalsFollowWhenTheirEnergyWindowEnds(t *testing.T) {
+	is := is.New(t)
+	b := &Bridge{opts: Options{MinInterval: 5 * time.Second}, devices: map[string]*device{}, wake: make(chan struct{}, 1)}
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	due := func(s float64) ([]string, time.Duration) {
+		var next time.Duration
+		ids := b.due(at.Add(time.Duration(s*float64(time.Second))), &next)
+		return ids, next
+	}
+	// The totals were read at 0 and took 1.5 s: the next read may come at 30 s.
+	b.Stored("a", at)
+	d := b.devices["a"]
+	d.hasEnergy, d.energyNext = true, at.Add(30*time.Second)
+
+	ids, _ := due(0) // the state goes at once, with the totals read before
+	is.Equal(ids, []string{"a"})
+	ids, next := due(6) // the state is current; the totals wait for their window
+	is.Equal(len(ids), 0)
+	is.Equal(next, 24*time.Second)
+	ids, _ = due(30) // then a state with fresh totals follows by itself
+	is.Equal(ids, []string{"a"})
+	d.stale = false // as readEnergy does
+	ids, next = due(60)
+	is.Equal(len(ids), 0)
+	is.Equal(next, time.Duration(0))
+}
+
 func TestMonotoneKeepsTotalsFromWobblingDownButNotFromAReset(t *testing.T) {
 	is := is.New(t)
 	top := Energy{PVKWh: 1000, LoadKWh: 800, GridImportKWh: 0, GridExportKWh: 50}
