@@ -3,7 +3,9 @@
 // prefix), its state follows every ingest that stored something (one retained JSON per
 // device, at most once per MQTT_MIN_INTERVAL_S), and an availability topic carries a
 // last will. Ingest only marks a device dirty; one goroutine of the bridge does all the
-// reading and publishing, so a slow or absent broker never reaches a request.
+// reading and publishing, so a slow or absent broker never reaches a request. Every
+// instance of serve publishes: all messages are retained and computed from the shared
+// database, so a duplicate replaces an equal message, and no election can stall.
 //
 // The client is github.com/eclipse/paho.golang with autopaho: the Eclipse Paho
 // project's maintained MQTT v5 client, whose connection manager already reconnects
@@ -96,7 +98,7 @@ type Bridge struct {
 type device struct {
 	slug      string
 	dirty     bool      // stored samples not yet in a published state
-	lastSent  time.Time // the last state publish began
+	lastSent  time.Time // when the last state went out
 	announced bool      // discovery configs published on this connection
 	top       Energy    // the totals last published
 	// energy is the last read of the totals; stale: a batch was stored since;
