@@ -476,3 +476,19 @@ func TestWrongPasswordOrNoBrokerIsALogLineNeverAnError(t *testing.T) {
 		})
 	}
 }
+
+func TestTLSVerifiesTheBrokerAgainstTheSystemRoots(t *testing.T) {
+	is := is.New(t)
+	broker := testenv.StartMosquittoTLS(t)
+	d := testenv.New(t, testenv.Postgres)
+	logs := &testenv.LogBuffer{}
+	u := fmt.Sprintf("mqtts://%s:%s@127.0.0.1:%s", broker.User, broker.Password, broker.TLSPort)
+	startBridge(t, bridgeSetup{url: u, samples: telemetry.NewStore(d.Pool), energy: &fixedEnergy{}, logs: logs})
+	// A self-signed certificate is refused, and the log says why.
+	testenv.Await(t, "the log line", 30*time.Second, func() bool {
+		return strings.Contains(logs.String(), "cannot connect to the broker") && strings.Contains(logs.String(), "certificate")
+	})
+	is.True(!strings.Contains(logs.String(), `"msg":"mqtt: connected"`))
+	is.True(!strings.Contains(logs.String(), broker.Password))
+	t.Logf("logged: %s", strings.SplitN(logs.String(), "\n", 3)[1])
+}

@@ -3,7 +3,14 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -159,6 +166,7 @@ func (r *Redis) Client() *redis.Client {
 // keeps nothing across a restart (no persistence), as a broker that lost its disk.
 type Mosquitto struct {
 	Port, User, Password string
+	TLSPort              string // StartMosquittoTLS only
 	dir                  string
 	cmd                  *exec.Cmd
 }
@@ -166,6 +174,18 @@ type Mosquitto struct {
 // StartMosquitto starts Debian's mosquitto for this test with one user and stops it
 // when the test ends.
 func StartMosquitto(t testing.TB) *Mosquitto {
+	t.Helper()
+	return startMosquitto(t, false)
+}
+
+// StartMosquittoTLS is StartMosquitto with a second listener on TLSPort speaking TLS
+// with a self-signed certificate for 127.0.0.1, which no system trusts.
+func StartMosquittoTLS(t testing.TB) *Mosquitto {
+	t.Helper()
+	return startMosquitto(t, true)
+}
+
+func startMosquitto(t testing.TB, withTLS bool) *Mosquitto {
 	t.Helper()
 	bin := "/usr/sbin/mosquitto"
 	if _, err := os.Stat(bin); err != nil {
@@ -182,14 +202,52 @@ func StartMosquitto(t testing.TB) *Mosquitto {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\npersistence false\nuser %s\n",
-		m.Port, passwd, me.Username)
+	conf := fmt.Sprintf("allow_anonymous false\npassword_file %s\npersistence false\nuser %s\nlistener %s 127.0.0.1\n",
+		passwd, me.Username, m.Port)
+	if withTLS {
+		m.TLSPort = FreePort(t)
+		cert, key := filepath.Join(m.dir, "cert.pem"), filepath.Join(m.dir, "key.pem")
+		writeSelfSigned(t, cert, key)
+		conf += fmt.Sprintf("listener %s 127.0.0.1\ncertfile %s\nkeyfile %s\n", m.TLSPort, cert, key)
+	}
 	if err := os.WriteFile(filepath.Join(m.dir, "mosquitto.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m.Start(t)
 	t.Cleanup(m.Stop)
 	return m
+}
+
+// writeSelfSigned writes a self-signed certificate for 127.0.0.1 and its key as PEM.
+func writeSelfSigned(t testing.TB, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // URL is the broker's mqtt:// URL with the test user's credentials.
