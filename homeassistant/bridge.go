@@ -46,7 +46,10 @@ type Options struct {
 	// MinInterval is the least time between two state messages of a device.
 	MinInterval time.Duration
 	Version     string   // sungrow's, shown as the devices' sw_version
-	Devices     []string // devices the configuration knows (DEVICE_TOKENS)
+	// Devices are the devices that have a token. A device with samples but none
+	// (its token was removed) gets its discovery configs and state cleared, so it
+	// leaves Home Assistant. Nil: every device with samples is shown.
+	Devices []string
 	Samples     Samples
 	Energy      EnergyReader
 	Logger      *slog.Logger
@@ -100,6 +103,8 @@ type device struct {
 	dirty     bool      // stored samples not yet in a published state
 	lastSent  time.Time // when the last state went out
 	announced bool      // discovery configs published on this connection
+	removed   bool      // has samples but no token: cleared, not announced
+	cleared   bool      // its configs were cleared on this connection
 	top       Energy    // the totals last published
 	// energy is the last read of the totals; stale: a batch was stored since;
 	// energyNext: the earliest time they may be read again (see energyCostFactor).
@@ -427,8 +432,9 @@ func (b *Bridge) markAll(ctx context.Context) error {
 	for _, id := range ids {
 		b.device(id)
 	}
-	for _, d := range b.devices {
-		d.dirty, d.announced = true, false
+	for id, d := range b.devices {
+		d.dirty, d.announced, d.cleared = true, false, false
+		d.removed = b.opts.Devices != nil && !slices.Contains(b.opts.Devices, id)
 	}
 	b.epoch++
 	return nil
@@ -493,6 +499,12 @@ func (b *Bridge) flush(ctx context.Context) {
 // nothing to show yet and succeeds doing nothing. It reports whether the device needs
 // no retry.
 func (b *Bridge) publishDevice(ctx context.Context, id string, fresh bool) bool {
+	b.mu.Lock()
+	removed := b.device(id).removed
+	b.mu.Unlock()
+	if removed {
+		return b.clear(ctx, id)
+	}
 	latest, err := b.opts.Samples.Latest(ctx, id)
 	if errors.Is(err, telemetry.ErrNotFound) {
 		return true
@@ -543,6 +555,30 @@ func (b *Bridge) publishDevice(ctx context.Context, id string, fresh bool) bool 
 	}
 	b.mu.Unlock()
 	return ok
+}
+
+// clear removes a device from Home Assistant (once per connection): an empty retained
+// payload on each of its config topics deletes the entity, and on its state topic the
+// retained state.
+func (b *Bridge) clear(ctx context.Context, id string) bool {
+	b.mu.Lock()
+	d := b.device(id)
+	done, s := d.cleared, d.slug
+	b.mu.Unlock()
+	if done {
+		return true
+	}
+	topics := slices.Sorted(maps.Keys(discoveryConfigs(b.t, id, b.opts.Version)))
+	for _, topic := range append(topics, b.t.state(s)) {
+		if !b.publish(ctx, topic, nil) {
+			return false
+		}
+	}
+	b.log.Info("mqtt: cleared the discovery configs of a device without a token", "device", id)
+	b.mu.Lock()
+	d.cleared = true
+	b.mu.Unlock()
+	return true
 }
 
 // readEnergy reads the device's totals into its record if they are stale and their

@@ -492,3 +492,51 @@ func TestTLSVerifiesTheBrokerAgainstTheSystemRoots(t *testing.T) {
 	is.True(!strings.Contains(logs.String(), broker.Password))
 	t.Logf("logged: %s", strings.SplitN(logs.String(), "\n", 3)[1])
 }
+
+func TestADeviceWhoseTokenWasRemovedLeavesHomeAssistant(t *testing.T) {
+	is := is.New(t)
+	broker := testenv.StartMosquitto(t)
+	d := testenv.New(t, testenv.Postgres)
+	store := telemetry.NewStore(d.Pool)
+	insert(t, store, "kept", 0, 3, 1500)
+	insert(t, store, "gone", 0, 3, 900)
+	energy := &fixedEnergy{}
+	rec := testenv.RecordMQTT(t, broker)
+	b := startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, devices: []string{"kept", "gone"}})
+	testenv.Await(t, "both devices announced", 30*time.Second, func() bool {
+		_, ok := lastState(rec.Since(0), "sungrow/gone/state")
+		return len(configs(rec.Since(0))) == 24 && ok
+	})
+
+	// Restarted without gone's token: its configs and state are cleared.
+	closeBridge(b)
+	mark := rec.Count()
+	startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, devices: []string{"kept"}})
+	testenv.Await(t, "gone's configs cleared", 30*time.Second, func() bool {
+		n := 0
+		for topic, payload := range configs(rec.Since(mark)) {
+			if strings.Contains(topic, "sungrow_gone/") && payload == "" {
+				n++
+			}
+		}
+		return n == 12 && hasMessage(rec.Since(mark), "sungrow/gone/state", "")
+	})
+	testenv.Await(t, "kept announced again", 30*time.Second, func() bool {
+		n := 0
+		for topic, payload := range configs(rec.Since(mark)) {
+			if strings.Contains(topic, "sungrow_kept/") && payload != "" {
+				n++
+			}
+		}
+		return n == 12
+	})
+	// Nothing of gone is retained any more: a newcomer sees kept only.
+	fresh := testenv.RecordMQTT(t, broker)
+	testenv.Await(t, "the retained messages", 30*time.Second, func() bool {
+		_, ok := lastState(fresh.Since(0), "sungrow/kept/state") // they come in one go
+		return ok && len(configs(fresh.Since(0))) >= 12
+	})
+	for _, m := range fresh.Since(0) {
+		is.True(!strings.Contains(m.Topic, "gone"))
+	}
+}
