@@ -60,7 +60,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 	if err := requireMigrated(ctx, pool); err != nil {
 		return err
 	}
-	store := telemetry.NewStore(pool)
+	store := telemetry.NewStore(pool, telemetry.WithQuarantineMax(cfg.QuarantineMaxPerDevice))
 	timescale, err := store.TimescaleInstalled(ctx)
 	if err != nil {
 		return err
@@ -118,6 +118,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		MaxSamplesPerRequest: cfg.MaxSamplesPerRequest,
 		Series:               seriesReader,
 		LateData:             lateData,
+		Quarantine:           store,
 		Stored:               stored,
 	})
 	return listenAndServe(ctx, logger, cfg, handler)

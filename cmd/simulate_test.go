@@ -3,16 +3,19 @@ package cmd_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/matryer/is"
 
 	"github.com/sungrow/sungrow/cmd"
 	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/series"
 )
 
 func runCLI(env map[string]string, args ...string) (string, error) {
@@ -97,4 +100,76 @@ func TestHealthcheck(t *testing.T) {
 	u, _ := url.Parse(srv.URL)
 	_, err = runCLI(map[string]string{"LISTEN_ADDR": u.Host}, "healthcheck")
 	is.True(err != nil) // nobody listening
+}
+
+// TestQuickstartWeekAtPinnedInstants: the quickstart's `simulate --days 7` at every
+// instant of testenv.Instants (--end pins its "now"), with SUNGROW_TZ the instant's
+// zone: a whole week of samples up to now, today's and this week's frames hold what
+// fell in them since local midnight and since Monday (hours skipped or repeated by
+// daylight saving included), and pv_daily_kwh restarts at every local midnight.
+func TestQuickstartWeekAtPinnedInstants(t *testing.T) {
+	d := testenv.New(t, testenv.Postgres)
+	ctx := context.Background()
+	const step = 5 * time.Minute // the quickstart's 5 s makes the same calendar, slower
+	for i, inst := range testenv.Instants(t) {
+		t.Run(inst.Name, func(t *testing.T) {
+			is := is.New(t)
+			device := fmt.Sprintf("inverter-qs-%02d", i)
+			start := inst.Now.Add(-7 * 24 * time.Hour)
+			out, err := runCLI(map[string]string{"DATABASE_URL": d.URL, "SUNGROW_TZ": inst.Loc.String()},
+				"simulate", "--device", device, "--days", "7", "--seed", "1", "--latitude", "37",
+				"--interval", step.String(), "--end", inst.Now.Format(time.RFC3339))
+			is.NoErr(err)
+			week := int64(7 * 24 * time.Hour / step)
+			var stored, of int64
+			var first, last string
+			_, err = fmt.Sscanf(out[strings.Index(out, "stored "):], "stored %d new of %d samples (%s to %s", &stored, &of, &first, &last)
+			is.NoErr(err)
+			is.Equal(stored, week)
+			is.Equal(of, week)
+			for got, want := range map[string]time.Time{first: start, strings.TrimSuffix(last, ")"): inst.Now.Add(-step)} {
+				ts, err := time.Parse(time.RFC3339, got)
+				is.NoErr(err)
+				if !ts.Equal(want) { // a week up to now
+					t.Errorf("simulate said\n%s\nnot %s", out, want)
+				}
+			}
+
+			svc, _, err := series.Open(ctx, d.Pool, inst.Loc)
+			is.NoErr(err)
+			since := func(from time.Time) int64 { // samples in [from, now), if from is after the first
+				if from.Before(start) {
+					from = start
+				}
+				return int64((inst.Now.Sub(from) + step - 1) / step)
+			}
+			y, m, dd := inst.Now.Date()
+			midnight := time.Date(y, m, dd, 0, 0, 0, 0, inst.Loc)
+			monday := time.Date(y, m, dd-(int(inst.Now.Weekday())+6)%7, 0, 0, 0, 0, inst.Loc)
+			for frame, want := range map[string]int64{"day": since(midnight), "week": since(monday), "all": week} {
+				date, err := svc.ParseDate("", inst.Now)
+				is.NoErr(err)
+				buckets, err := svc.Series(ctx, device, frame, date)
+				is.NoErr(err)
+				var n int64
+				for _, b := range buckets {
+					n += b.SampleCount
+				}
+				if n != want {
+					t.Errorf("frame=%s holds %d samples, want %d", frame, n, want)
+				}
+			}
+			for day := start; day.Before(inst.Now); day = day.AddDate(0, 0, 1) {
+				y, m, dd := day.Date()
+				local := time.Date(y, m, dd+1, 0, 0, 0, 0, inst.Loc)
+				if !local.Before(inst.Now) {
+					break
+				}
+				var kwh float64
+				is.NoErr(d.Pool.QueryRow(ctx, "SELECT pv_daily_kwh FROM sungrow_samples WHERE device_id = $1 AND ts = $2",
+					device, local).Scan(&kwh))
+				is.Equal(kwh, 0.0) // the day's counter restarts at local midnight
+			}
+		})
+	}
 }

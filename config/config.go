@@ -34,6 +34,9 @@ type Config struct {
 	// CORSOrigins (CORS_ORIGINS, comma-separated; "*" for any) may read the GET
 	// endpoints from a browser. Empty: no CORS headers at all.
 	CORSOrigins []string
+	// QuarantineMaxPerDevice (QUARANTINE_MAX_PER_DEVICE) bounds the implausible samples
+	// kept per device; beyond it the oldest arrivals are dropped.
+	QuarantineMaxPerDevice int
 	// MQTTURL (MQTT_URL: mqtt://user:pass@host:1883, or mqtts:// with the system's
 	// roots) is the broker the Home Assistant bridge publishes to; nil: no bridge.
 	MQTTURL *url.URL
@@ -64,6 +67,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.TZ = timeZone(getenv, "SUNGROW_TZ", &errs)
 	cfg.LateRefreshDelay = seconds(getenv, "LATE_REFRESH_DELAY_S", 10, &errs)
 	cfg.CORSOrigins = origins(getenv, "CORS_ORIGINS", &errs)
+	cfg.QuarantineMaxPerDevice = int(positiveInt(getenv, "QUARANTINE_MAX_PER_DEVICE", 10000, &errs))
 	cfg.MQTTURL = mqttURL(getenv, "MQTT_URL", &errs)
 	cfg.MQTTDiscoveryPrefix = topicPrefix(getenv, "MQTT_DISCOVERY_PREFIX", "homeassistant", &errs)
 	cfg.MQTTTopicPrefix = topicPrefix(getenv, "MQTT_TOPIC_PREFIX", "sungrow", &errs)

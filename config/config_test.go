@@ -24,6 +24,7 @@ func TestLoadDefaults(t *testing.T) {
 	is.Equal(cfg.CacheTTL, 5*time.Second)
 	is.Equal(cfg.TZ, time.UTC)
 	is.Equal(len(cfg.CORSOrigins), 0)
+	is.Equal(cfg.QuarantineMaxPerDevice, 10000)
 	is.True(cfg.RequireDatabase() != nil) // DATABASE_URL has no default
 	is.Equal(cfg.MQTTURL, nil)            // no broker: no Home Assistant bridge
 	is.Equal(cfg.MQTTDiscoveryPrefix, "homeassistant")
@@ -34,19 +35,20 @@ func TestLoadDefaults(t *testing.T) {
 func TestLoadReportsEveryBadVariableByName(t *testing.T) {
 	is := is.New(t)
 	_, err := config.Load(env(map[string]string{
-		"MAX_REQUEST_BYTES":       "1MB",
-		"MAX_SAMPLES_PER_REQUEST": "-5",
-		"CACHE_TTL_S":             "soon",
-		"SUNGROW_TZ":              "Mars/Olympus",
-		"CORS_ORIGINS":            "dash.example.com",
-		"MQTT_URL":                "http://user:hunter2@broker:1883",
-		"MQTT_DISCOVERY_PREFIX":   "home/#",
-		"MQTT_TOPIC_PREFIX":       "sungrow//x",
-		"MQTT_MIN_INTERVAL_S":     "-1",
+		"MAX_REQUEST_BYTES":         "1MB",
+		"MAX_SAMPLES_PER_REQUEST":   "-5",
+		"CACHE_TTL_S":               "soon",
+		"SUNGROW_TZ":                "Mars/Olympus",
+		"CORS_ORIGINS":              "dash.example.com",
+		"QUARANTINE_MAX_PER_DEVICE": "0",
+		"MQTT_URL":                  "http://user:hunter2@broker:1883",
+		"MQTT_DISCOVERY_PREFIX":     "home/#",
+		"MQTT_TOPIC_PREFIX":         "sungrow//x",
+		"MQTT_MIN_INTERVAL_S":       "-1",
 	}))
 	is.True(err != nil)
 	for _, name := range []string{"MAX_REQUEST_BYTES", "MAX_SAMPLES_PER_REQUEST", "CACHE_TTL_S", "SUNGROW_TZ", "CORS_ORIGINS",
-		"MQTT_URL", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX", "MQTT_MIN_INTERVAL_S"} {
+		"QUARANTINE_MAX_PER_DEVICE", "MQTT_URL", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX", "MQTT_MIN_INTERVAL_S"} {
 		is.True(strings.Contains(err.Error(), name)) // each problem names its variable
 	}
 	is.True(!strings.Contains(err.Error(), "hunter2")) // never the broker's password
@@ -55,13 +57,15 @@ func TestLoadReportsEveryBadVariableByName(t *testing.T) {
 func TestLoadReadsValues(t *testing.T) {
 	is := is.New(t)
 	cfg, err := config.Load(env(map[string]string{
-		"CACHE_TTL_S":         "0",
-		"SUNGROW_TZ":          "Europe/Brussels",
-		"CORS_ORIGINS":        " https://a.example.com/ , http://localhost:3000",
-		"MQTT_URL":            "mqtts://ha:s3cret@broker.example.com:8883",
-		"MQTT_MIN_INTERVAL_S": "0.5",
+		"CACHE_TTL_S":               "0",
+		"SUNGROW_TZ":                "Europe/Brussels",
+		"CORS_ORIGINS":              " https://a.example.com/ , http://localhost:3000",
+		"QUARANTINE_MAX_PER_DEVICE": "50",
+		"MQTT_URL":                  "mqtts://ha:s3cret@broker.example.com:8883",
+		"MQTT_MIN_INTERVAL_S":       "0.5",
 	}))
 	is.NoErr(err)
+	is.Equal(cfg.QuarantineMaxPerDevice, 50)
 	is.Equal(cfg.MQTTURL.Hostname(), "broker.example.com")
 	is.Equal(cfg.MQTTMinInterval, 500*time.Millisecond)
 	is.Equal(cfg.CacheTTL, time.Duration(0)) // 0 turns caching off

@@ -64,6 +64,15 @@ type SungrowMonthly struct {
 	SumExportPowerW  float64
 }
 
+type SungrowQuarantine struct {
+	DeviceID   string
+	Ts         time.Time
+	Field      string
+	Reason     string
+	ReceivedAt time.Time
+	Sample     []byte
+}
+
 type SungrowSample struct {
 	DeviceID      string
 	Ts            time.Time

@@ -53,13 +53,17 @@ func errStatus(status int, format string, args ...any) error {
 	return &apiError{status: status, detail: fmt.Sprintf(format, args...)}
 }
 
-// maxFieldErrors bounds the errors map of a 422: a batch of a thousand broken samples
-// needs its first problems named, not a response ten times its size.
+// maxFieldErrors bounds the errors map of a 422 and the problems of a 200.
 const maxFieldErrors = 100
 
 // fieldErrors is a 422 that names the fields at fault (at most maxFieldErrors of them);
 // its detail lists the first few in order of sample index.
 func fieldErrors(fields map[string]string) error {
+	return &apiError{status: http.StatusUnprocessableEntity, detail: firstFields(fields, 5), fields: boundedFields(fields)}
+}
+
+// sortedFields orders field names such as "samples[10].ts" by sample index, then name.
+func sortedFields(fields map[string]string) []string {
 	type key struct {
 		name  string
 		index int // the sample index of "samples[i]...", -1 for other fields
@@ -82,23 +86,38 @@ func fieldErrors(fields map[string]string) error {
 		}
 		return keys[a].name < keys[b].name
 	})
-	const shown = 5
-	parts := make([]string, 0, shown+1)
+	names := make([]string, len(keys))
 	for i, k := range keys {
-		if i == shown {
-			parts = append(parts, fmt.Sprintf("and %d more", len(keys)-shown))
+		names[i] = k.name
+	}
+	return names
+}
+
+// firstFields lists the first n fields and what is wrong with them in one line.
+func firstFields(fields map[string]string, n int) string {
+	names := sortedFields(fields)
+	parts := make([]string, 0, n+1)
+	for i, name := range names {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("and %d more", len(names)-n))
 			break
 		}
-		parts = append(parts, k.name+": "+fields[k.name])
+		parts = append(parts, name+": "+fields[name])
 	}
-	if len(keys) > maxFieldErrors {
-		kept := make(map[string]string, maxFieldErrors)
-		for _, k := range keys[:maxFieldErrors] {
-			kept[k.name] = fields[k.name]
-		}
-		fields = kept
+	return strings.Join(parts, "; ")
+}
+
+// boundedFields keeps the first maxFieldErrors fields: a batch of a thousand broken
+// samples needs its first problems named, not an answer ten times its size.
+func boundedFields(fields map[string]string) map[string]string {
+	if len(fields) <= maxFieldErrors {
+		return fields
 	}
-	return &apiError{status: http.StatusUnprocessableEntity, detail: strings.Join(parts, "; "), fields: fields}
+	kept := make(map[string]string, maxFieldErrors)
+	for _, name := range sortedFields(fields)[:maxFieldErrors] {
+		kept[name] = fields[name]
+	}
+	return kept
 }
 
 // statusClientClosed answers a request whose client went away before the answer.

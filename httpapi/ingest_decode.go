@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,17 +17,19 @@ import (
 	"github.com/sungrow/sungrow/telemetry"
 )
 
-// maxFuture is how far ahead of the server's clock a sample may be stamped: beyond it
-// the inverter's clock is wrong and the sample would pollute tomorrow's series.
-const maxFuture = 24 * time.Hour
+// ingestBatch is a decoded ingest body: the plausible samples to store, the
+// implausible ones to set aside, and what is implausible about them.
+type ingestBatch struct {
+	samples []telemetry.Sample
+	aside   []telemetry.SetAside
+	// problems names each implausible field, "samples[i].field" → reason, as a 422 would.
+	problems map[string]string
+	reasons  []string // the reason code of each problem, for the metrics
+}
 
-// minTS is the earliest plausible reading: an inverter stamping an earlier time has a
-// reset clock (1970, 2000-01-01), and such a sample would stretch every "all" series
-// back decades and send the aggregate refresh over all of them.
-var minTS = time.Date(2000, 1, 2, 0, 0, 0, 0, time.UTC)
-
-// decodeIngest reads, bounds and validates an ingest body. Its errors carry their
-// status: 413, 415, 403 or 422.
+// decodeIngest reads, bounds and validates an ingest body. A malformed body, or one
+// with a malformed sample, is an error that carries its status: 413, 415, 403 or 422;
+// implausible samples are not an error but set aside in the batch (see telemetry).
 //
 // The body is decoded as a token stream (jsontext, the tokenizer of the json/v2 design)
 // straight from the bounded reader instead of through encoding/json's reflection: it is
@@ -34,24 +37,25 @@ var minTS = time.Date(2000, 1, 2, 0, 0, 0, 0, time.UTC)
 // the limit in memory, rejects duplicate keys, and knows exactly which sample and field a
 // problem is in, so every problem of a batch is reported at once.
 func decodeIngest(w http.ResponseWriter, r *http.Request, device string, maxBytes int64,
-	maxSamples int, now time.Time) ([]telemetry.Sample, error) {
+	maxSamples int, now time.Time) (ingestBatch, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-		return nil, errStatus(http.StatusUnsupportedMediaType, "Content-Type %q is not JSON: send application/json", ct)
+		return ingestBatch{}, errStatus(http.StatusUnsupportedMediaType, "Content-Type %q is not JSON: send application/json", ct)
 	}
 	if r.ContentLength > maxBytes {
-		return nil, errStatus(http.StatusRequestEntityTooLarge, "body of %d bytes is over the limit of %d", r.ContentLength, maxBytes)
+		return ingestBatch{}, errStatus(http.StatusRequestEntityTooLarge, "body of %d bytes is over the limit of %d", r.ContentLength, maxBytes)
 	}
 	// MaxBytesReader stops a body without Content-Length at the limit.
 	dec := jsontext.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
 	d := ingestDecoder{dec: dec, device: device, maxSamples: maxSamples, now: now, problems: map[string]string{}}
 	samples, err := d.decode()
 	if err != nil {
-		return nil, d.classify(err, maxBytes)
+		return ingestBatch{}, d.classify(err, maxBytes)
 	}
 	if len(d.problems) > 0 {
-		return nil, fieldErrors(d.problems)
+		return ingestBatch{}, fieldErrors(d.problems)
 	}
-	return samples, nil
+	d.batch.samples = samples
+	return d.batch, nil
 }
 
 type ingestDecoder struct {
@@ -59,7 +63,8 @@ type ingestDecoder struct {
 	device     string
 	maxSamples int
 	now        time.Time
-	problems   map[string]string
+	problems   map[string]string // malformed: the batch is refused
+	batch      ingestBatch       // what is set aside so far
 }
 
 // errForbiddenDevice and errTooMany stop decoding early.
@@ -193,11 +198,13 @@ func (d *ingestDecoder) decodeList() ([]telemetry.Sample, error) {
 		if i == d.maxSamples {
 			return nil, errTooMany{max: d.maxSamples}
 		}
-		s, err := d.decodeSample(i)
+		s, aside, err := d.decodeSample(i)
 		if err != nil {
 			return nil, err
 		}
-		samples = append(samples, s)
+		if !aside {
+			samples = append(samples, s)
+		}
 	}
 	_, err := d.dec.ReadToken() // ']'
 	return samples, err
@@ -223,35 +230,39 @@ var requiredFields = [...]struct {
 	{hasLoad, "load_power_w"}, {hasExport, "export_power_w"},
 }
 
-func (d *ingestDecoder) decodeSample(i int) (telemetry.Sample, error) {
-	s := telemetry.Sample{SampleCount: 1}
+// decodeSample reads sample i; aside says it is well formed but implausible and was set
+// aside in d.batch instead of being returned for storing.
+func (d *ingestDecoder) decodeSample(i int) (s telemetry.Sample, aside bool, err error) {
+	s.SampleCount = 1
+	malformed := len(d.problems)
+	count := 1.0 // as received, for the quarantine: SampleCount is clamped
 	fail := func(field, msg string) { d.problems[fmt.Sprintf("samples[%d].%s", i, field)] = msg }
 	if d.dec.PeekKind() != '{' {
 		if err := d.dec.SkipValue(); err != nil {
-			return s, err
+			return s, false, err
 		}
 		d.problems[fmt.Sprintf("samples[%d]", i)] = "want an object"
-		return s, nil
+		return s, false, nil
 	}
 	if _, err := d.dec.ReadToken(); err != nil {
-		return s, err
+		return s, false, err
 	}
 	has := 0
 	for d.dec.PeekKind() != '}' {
 		nameTok, err := d.dec.ReadToken()
 		if err != nil {
-			return s, err
+			return s, false, err
 		}
 		name := nameTok.String()
 		tok, err := d.dec.ReadToken()
 		if err != nil {
-			return s, err
+			return s, false, err
 		}
 		kind := tok.Kind()
 		if kind == '{' || kind == '[' {
 			// No sample field is an object or a list: skip the rest of it.
 			if err := d.skipRest(); err != nil {
-				return s, err
+				return s, false, err
 			}
 		}
 		if kind == 'n' {
@@ -289,7 +300,7 @@ func (d *ingestDecoder) decodeSample(i int) (telemetry.Sample, error) {
 			s.DeviceID = tok.String()
 			has |= hasDeviceID
 			if s.DeviceID != "" && s.DeviceID != d.device {
-				return s, errForbiddenDevice{index: i}
+				return s, false, errForbiddenDevice{index: i}
 			}
 		case "ts":
 			if kind != '"' {
@@ -323,15 +334,16 @@ func (d *ingestDecoder) decodeSample(i int) (telemetry.Sample, error) {
 				continue
 			}
 			n, err := parseFinite(tok)
-			if err != nil || n != math.Trunc(n) || n < 1 || n > math.MaxInt32 {
-				fail(name, "must be a whole number from 1 to 2147483647")
+			if err != nil || n != math.Trunc(n) || n > math.MaxInt32 {
+				fail(name, "must be a whole number up to 2147483647")
 				continue
 			}
-			s.SampleCount = int32(n)
+			// Below 1 is implausible, not malformed: it becomes 0 for the check.
+			count, s.SampleCount = n, int32(max(n, 0))
 		}
 	}
 	if _, err := d.dec.ReadToken(); err != nil { // '}'
-		return s, err
+		return s, false, err
 	}
 
 	for _, f := range requiredFields {
@@ -344,16 +356,52 @@ func (d *ingestDecoder) decodeSample(i int) (telemetry.Sample, error) {
 	if has&hasDeviceID != 0 && strings.TrimSpace(s.DeviceID) == "" {
 		fail("device_id", "must not be empty")
 	}
-	if has&hasTS != 0 && s.TS.Before(minTS) {
-		fail("ts", "before 2000-01-02: check the inverter's clock")
+	if len(d.problems) > malformed {
+		return s, false, nil // the batch is refused anyway
 	}
-	if has&hasTS != 0 && s.TS.After(d.now.Add(maxFuture)) {
-		fail("ts", "more than 24 h in the future: check the inverter's clock")
+	problems := telemetry.Implausible(s, d.now)
+	if problems == nil {
+		return s, false, nil
 	}
-	if has&hasSoC != 0 && (s.BatterySoCPct < 0 || s.BatterySoCPct > 100) {
-		fail("battery_soc_pct", "must be between 0 and 100")
+	return s, true, d.setAside(i, s, problems, count)
+}
+
+// setAside records sample i as implausible, keeping it as received.
+func (d *ingestDecoder) setAside(i int, s telemetry.Sample, problems []telemetry.Problem, count float64) error {
+	raw, err := json.Marshal(receivedSample{
+		DeviceID: s.DeviceID, TS: s.TS.Format(time.RFC3339Nano), PVPowerW: s.PVPowerW, PVDailyKWh: s.PVDailyKWh,
+		BatteryPowerW: s.BatteryPowerW, BatterySoCPct: s.BatterySoCPct, BatteryTempC: s.BatteryTempC,
+		LoadPowerW: s.LoadPowerW, ExportPowerW: s.ExportPowerW, SampleCount: count,
+	})
+	if err != nil {
+		return fmt.Errorf("encode set-aside sample %d: %w", i, err)
 	}
-	return s, nil
+	b := &d.batch
+	if b.problems == nil {
+		b.problems = map[string]string{}
+	}
+	for _, p := range problems {
+		b.problems[fmt.Sprintf("samples[%d].%s", i, p.Field)] = telemetry.ReasonDetail(p.Reason)
+		b.reasons = append(b.reasons, p.Reason)
+	}
+	b.aside = append(b.aside, telemetry.SetAside{TS: s.TS, Problems: problems, Sample: raw})
+	return nil
+}
+
+// receivedSample is a set-aside sample as the client sent it: its fields (unknown ones
+// dropped), the time in the offset it came with, the sample_count before clamping.
+// (Keeping the time's own text would cost the hot path an allocation per sample.)
+type receivedSample struct {
+	DeviceID      string   `json:"device_id"`
+	TS            string   `json:"ts"`
+	PVPowerW      float64  `json:"pv_power_w"`
+	PVDailyKWh    *float64 `json:"pv_daily_kwh"`
+	BatteryPowerW float64  `json:"battery_power_w"`
+	BatterySoCPct float64  `json:"battery_soc_pct"`
+	BatteryTempC  *float64 `json:"battery_temp_c"`
+	LoadPowerW    float64  `json:"load_power_w"`
+	ExportPowerW  float64  `json:"export_power_w"`
+	SampleCount   float64  `json:"sample_count"`
 }
 
 // parseFinite reads a JSON number token as a float64, refusing what float64 cannot

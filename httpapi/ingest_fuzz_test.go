@@ -20,6 +20,7 @@ import (
 type fuzzStore struct {
 	mu      sync.Mutex
 	samples []telemetry.Sample
+	aside   []telemetry.SetAside
 }
 
 func (s *fuzzStore) Insert(_ context.Context, _ string, samples []telemetry.Sample) (int64, error) {
@@ -29,13 +30,23 @@ func (s *fuzzStore) Insert(_ context.Context, _ string, samples []telemetry.Samp
 	return int64(len(samples)), nil
 }
 
+func (s *fuzzStore) InsertSettingAside(ctx context.Context, device string, samples []telemetry.Sample,
+	aside []telemetry.SetAside, _ time.Time) (int64, error) {
+	s.mu.Lock()
+	s.aside = append(s.aside[:0], aside...)
+	s.mu.Unlock()
+	return s.Insert(ctx, device, samples)
+}
+
 func (s *fuzzStore) Latest(context.Context, string) (telemetry.Sample, error) {
 	return telemetry.Sample{}, telemetry.ErrNotFound
 }
 
 // FuzzIngestDecode throws arbitrary bodies at POST /v1/ingest (decoder, validator and
 // handler): it must never panic, answer only 200, 403, 413, 415 or 422, and answer 200
-// only when the body is one well-formed JSON object whose samples are all valid. The
+// only when the body is one well-formed JSON object whose samples are all well formed;
+// a 200 stores exactly the plausible samples and sets aside exactly the implausible
+// ones, as an independent reading of the body with encoding/json judges them. The
 // seed corpus in testdata/fuzz/FuzzIngestDecode runs with every `go test`.
 func FuzzIngestDecode(f *testing.F) {
 	const fuzzDevice = "inverter-01"
@@ -52,6 +63,7 @@ func FuzzIngestDecode(f *testing.F) {
 	f.Add([]byte(`{"samples":[{"device_id":"inverter-01","ts":"2026-02-15T08:00:00Z","pv_power_w":1,"battery_power_w":0,"battery_soc_pct":50,"load_power_w":1,"export_power_w":0}]}`))
 	f.Add([]byte(`{"samples":[]}`))
 	f.Add([]byte(`{"samples":[{"device_id":"inverter-02"}]}`))
+	f.Add([]byte(`{"samples":[{"device_id":"inverter-01","ts":"1970-01-01T00:00:10Z","pv_power_w":1,"battery_power_w":0,"battery_soc_pct":255,"load_power_w":1,"export_power_w":0,"sample_count":0},{"device_id":"inverter-01","ts":"2026-02-15T08:00:05Z","pv_power_w":1,"battery_power_w":0,"battery_soc_pct":50,"load_power_w":1,"export_power_w":0}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/ingest", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer tok")
@@ -59,6 +71,7 @@ func FuzzIngestDecode(f *testing.F) {
 		rec := httptest.NewRecorder()
 		store.mu.Lock()
 		store.samples = store.samples[:0]
+		store.aside = store.aside[:0]
 		store.mu.Unlock()
 		handler.ServeHTTP(rec, req)
 
@@ -87,27 +100,67 @@ func FuzzIngestDecode(f *testing.F) {
 		}
 		store.mu.Lock()
 		defer store.mu.Unlock()
-		if len(store.samples) != len(doc.Samples) {
-			t.Fatalf("200 storing %d samples of the %d in %q", len(store.samples), len(doc.Samples), body)
+		var plausible, implausible []time.Time // the ts of each, in body order
+		for i, raw := range doc.Samples {
+			fields := map[string]any{}
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber()
+			if err := dec.Decode(&fields); err != nil {
+				t.Fatalf("200 for sample %d that is not an object: %q", i, raw)
+			}
+			for _, name := range []string{"device_id", "ts", "pv_power_w", "battery_power_w", "battery_soc_pct", "load_power_w", "export_power_w"} {
+				if fields[name] == nil {
+					t.Fatalf("200 for sample %d without %s: %q", i, name, raw)
+				}
+			}
+			tsText, _ := fields["ts"].(string)
+			ts, err := time.Parse(time.RFC3339Nano, tsText)
+			if err != nil {
+				t.Fatalf("200 for sample %d with ts %q: %v", i, tsText, err)
+			}
+			num := func(name string, def float64) float64 {
+				n, ok := fields[name].(json.Number)
+				if !ok {
+					return def
+				}
+				v, _ := n.Float64()
+				return v
+			}
+			soc, count := num("battery_soc_pct", 50), num("sample_count", 1)
+			if ts.Before(time.Date(2000, 1, 2, 0, 0, 0, 0, time.UTC)) || ts.After(now.Add(24*time.Hour)) ||
+				soc < 0 || soc > 100 || count < 1 {
+				implausible = append(implausible, ts)
+			} else {
+				plausible = append(plausible, ts)
+			}
+		}
+		if len(store.samples) != len(plausible) || len(store.aside) != len(implausible) {
+			t.Fatalf("200 storing %d and setting aside %d, want %d and %d, for %q",
+				len(store.samples), len(store.aside), len(plausible), len(implausible), body)
 		}
 		for i, s := range store.samples {
 			finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-			ok := s.DeviceID == fuzzDevice && !s.TS.IsZero() && !s.TS.After(now.Add(24*time.Hour)) &&
+			ok := s.DeviceID == fuzzDevice && s.TS.Equal(plausible[i]) && !s.TS.After(now.Add(24*time.Hour)) &&
 				finite(s.PVPowerW) && finite(s.BatteryPowerW) && finite(s.LoadPowerW) && finite(s.ExportPowerW) &&
 				s.BatterySoCPct >= 0 && s.BatterySoCPct <= 100 && s.SampleCount >= 1 &&
 				(s.PVDailyKWh == nil || finite(*s.PVDailyKWh)) && (s.BatteryTempC == nil || finite(*s.BatteryTempC))
 			if !ok {
 				t.Fatalf("200 storing invalid sample %d %+v from %q", i, s, body)
 			}
-			var fields map[string]any
-			if err := json.Unmarshal(doc.Samples[i], &fields); err != nil {
-				t.Fatalf("200 for sample %d that is not an object: %q", i, doc.Samples[i])
+		}
+		for i, a := range store.aside {
+			if !a.TS.Equal(implausible[i]) || len(a.Problems) == 0 || !json.Valid(a.Sample) {
+				t.Fatalf("200 setting aside %+v as sample %d of %q", a, i, body)
 			}
-			for _, name := range []string{"device_id", "ts", "pv_power_w", "battery_power_w", "battery_soc_pct", "load_power_w", "export_power_w"} {
-				if fields[name] == nil {
-					t.Fatalf("200 for sample %d without %s: %q", i, name, doc.Samples[i])
-				}
-			}
+		}
+		var answer struct {
+			Inserted    int64             `json:"inserted"`
+			Quarantined int               `json:"quarantined"`
+			Problems    map[string]string `json:"problems"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || answer.Quarantined != len(implausible) ||
+			(len(implausible) > 0) != (len(answer.Problems) > 0) {
+			t.Fatalf("200 answering %s for %q", rec.Body, body)
 		}
 		_, _ = io.Copy(io.Discard, rec.Body)
 	})

@@ -72,6 +72,12 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		{ingest(`{"samples":[` + strings.Repeat(sample+",", 1000) + sample + `]}`), 413},
 		{request{method: "POST", path: "/v1/ingest", token: token, body: `{}`, contentType: "text/plain"}, 415},
 		{ingest(`{"samples":[{"ts":"yesterday"}]}`), 422},
+		{request{method: "GET", path: "/v1/quarantine?device_id=" + device, token: token}, 200},                           // empty
+		{ingest(`{"samples":[` + strings.Replace(sample, "2026-02-15T08:00:00Z", "1970-01-01T00:00:10Z", 1) + `]}`), 200}, // set aside
+		{request{method: "GET", path: "/v1/quarantine?device_id=" + device, token: token}, 200},
+		{request{method: "GET", path: "/v1/quarantine?device_id=inverter-02", token: token}, 403},
+		{request{method: "GET", path: "/v1/quarantine", token: token}, 422},
+		{request{method: "GET", path: "/v1/quarantine?device_id=" + device}, 401},
 		{request{method: "GET", path: "/v1/realtime?device_id=" + device, token: token}, 200},
 		{request{method: "GET", path: "/v1/realtime?device_id=inverter-02", token: token}, 403},
 		{request{method: "GET", path: "/v1/realtime", token: token}, 422},

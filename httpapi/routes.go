@@ -22,4 +22,5 @@ func addRoutes(mux *http.ServeMux, deps Deps) {
 		deps.MaxRequestBytes, deps.MaxSamplesPerRequest, deps.Now, deps.Stored)))
 	mux.Handle("GET /v1/realtime", auth(handleRealtime(deps.Logger, deps.Metrics, deps.Samples, deps.Cache)))
 	mux.Handle("GET /v1/series", auth(handleSeries(deps.Logger, deps.Series, deps.Now)))
+	mux.Handle("GET /v1/quarantine", auth(handleQuarantine(deps.Logger, deps.Quarantine)))
 }

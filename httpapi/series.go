@@ -80,8 +80,21 @@ type lateDataStore struct {
 
 func (s lateDataStore) Insert(ctx context.Context, deviceID string, samples []telemetry.Sample) (int64, error) {
 	n, err := s.SampleStore.Insert(ctx, deviceID, samples)
+	s.touched(deviceID, samples, n, err)
+	return n, err
+}
+
+func (s lateDataStore) InsertSettingAside(ctx context.Context, deviceID string, samples []telemetry.Sample,
+	aside []telemetry.SetAside, receivedAt time.Time) (int64, error) {
+	n, err := s.SampleStore.InsertSettingAside(ctx, deviceID, samples, aside, receivedAt)
+	s.touched(deviceID, samples, n, err)
+	return n, err
+}
+
+// touched tells late about the span of samples when inserting them stored new rows.
+func (s lateDataStore) touched(deviceID string, samples []telemetry.Sample, n int64, err error) {
 	if err != nil || n == 0 {
-		return n, err
+		return
 	}
 	lo, hi := samples[0].TS, samples[0].TS
 	for _, smp := range samples[1:] {
@@ -93,5 +106,4 @@ func (s lateDataStore) Insert(ctx context.Context, deviceID string, samples []te
 		}
 	}
 	s.late.Touched(deviceID, lo, hi)
-	return n, nil
 }

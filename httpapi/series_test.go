@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -31,17 +32,7 @@ var seriesNow = time.Date(2026, 2, 15, 14, 30, 0, 0, time.UTC)
 // 1 to 3, so an unweighted average would differ.
 func seriesFixture() []telemetry.Sample {
 	var out []telemetry.Sample
-	add := func(ts time.Time, i int) {
-		out = append(out, telemetry.Sample{
-			DeviceID: device, TS: ts,
-			PVPowerW:      float64((i*37)%3000) + 0.25,
-			BatteryPowerW: float64((i*53)%2000) - 1000,
-			BatterySoCPct: float64((i*7)%100) + 0.5,
-			LoadPowerW:    float64((i*11)%1500) + 100,
-			ExportPowerW:  float64((i*13)%1000) - 400.75,
-			SampleCount:   int32(1 + i%3),
-		})
-	}
+	add := func(ts time.Time, i int) { out = append(out, fixtureSample(ts, i)) }
 	i := 0
 	for ts := time.Date(2026, 1, 20, 0, 10, 0, 0, time.UTC); ts.Before(seriesNow.Add(-5 * time.Minute)); ts = ts.Add(20 * time.Minute) {
 		add(ts, i)
@@ -55,6 +46,19 @@ func seriesFixture() []telemetry.Sample {
 		i++
 	}
 	return out
+}
+
+// fixtureSample is the i-th sample of a fixture, with values exact in binary.
+func fixtureSample(ts time.Time, i int) telemetry.Sample {
+	return telemetry.Sample{
+		DeviceID: device, TS: ts,
+		PVPowerW:      float64((i*37)%3000) + 0.25,
+		BatteryPowerW: float64((i*53)%2000) - 1000,
+		BatterySoCPct: float64((i*7)%100) + 0.5,
+		LoadPowerW:    float64((i*11)%1500) + 100,
+		ExportPowerW:  float64((i*13)%1000) - 400.75,
+		SampleCount:   int32(1 + i%3),
+	}
 }
 
 func insertSamples(t *testing.T, pool *pgxpool.Pool, samples []telemetry.Sample) {
@@ -150,15 +154,16 @@ func checkSeries(t *testing.T, got seriesBody, want []expectedBucket, loc *time.
 	}
 }
 
-func newSeriesServer(t *testing.T, pool *pgxpool.Pool, reader httpapi.SeriesReader, late httpapi.LateDataNotifier) *httptest.Server {
+func newSeriesServer(t *testing.T, pool *pgxpool.Pool, reader httpapi.SeriesReader, late httpapi.LateDataNotifier,
+	tweak ...func(*httpapi.Deps)) *httptest.Server {
 	t.Helper()
-	return newServer(t, pool, func(d *httpapi.Deps) {
+	return newServer(t, pool, append([]func(*httpapi.Deps){func(d *httpapi.Deps) {
 		d.Series = reader
 		d.Now = func() time.Time { return seriesNow }
 		if late != nil {
 			d.LateData = late
 		}
-	})
+	}}, tweak...)...)
 }
 
 // getSeries returns the status and the raw body of GET /v1/series?query.
@@ -368,7 +373,8 @@ func TestSeriesLateDataRefreshedInBackground(t *testing.T) {
 	is.Equal(post(t, plain.URL, token, lateSample(twoDaysAgo, 7)).body["inserted"], 1.0)
 	is.Equal(february(plain.URL), base) // stale until refreshed
 
-	r := series.NewRefresher(d.Pool, time.UTC, 50*time.Millisecond, slog.New(slog.NewJSONHandler(io.Discard, nil)), nil)
+	r := series.NewRefresher(d.Pool, time.UTC, 50*time.Millisecond, slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		func() time.Time { return seriesNow })
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(runCtx) }()
@@ -418,14 +424,7 @@ func TestSeriesDaylightSaving(t *testing.T) {
 			t.Parallel()
 			is := is.New(t)
 			ctx := context.Background()
-			d := testenv.NewEmpty(t, b)
-			// Migration 2 reads the zone from sungrow.tz, as `sungrow migrate` sets it.
-			// The test server keeps session settings across connections: reset it.
-			_, err := d.Pool.Exec(ctx, "SELECT set_config('sungrow.tz', 'Europe/Brussels', false)")
-			is.NoErr(err)
-			testenv.Migrate(t, d.Pool)
-			_, err = d.Pool.Exec(ctx, "SELECT set_config('sungrow.tz', '', false)")
-			is.NoErr(err)
+			d := testenv.NewInZone(t, b, "Europe/Brussels")
 			insertSamples(t, d.Pool, fixture)
 
 			svc, info, err := series.Open(ctx, d.Pool, brussels)
@@ -494,4 +493,118 @@ func TestSeriesZoneChanged(t *testing.T) {
 		rawJSON, _ := getSeriesOK(t, rawSrv.URL, "device_id="+device+"&"+c.query)
 		is.Equal(string(raw), string(rawJSON))
 	}
+}
+
+// TestSeriesFramesAtPinnedInstants: at every instant of testenv.Instants, in its zone
+// and on both databases, each frame without date= covers the period that holds now,
+// and with the date of the day before, the period that holds that day (a new week,
+// month or year at the instants on an edge); weeks begin on Monday. On TimescaleDB the
+// aggregates answer byte for byte as the raw path does, before and after a refresh.
+func TestSeriesFramesAtPinnedInstants(t *testing.T) {
+	instants := testenv.Instants(t)
+	// Samples every 6 hours over the instants' years and every 20 minutes in the three
+	// days before each instant, on fixed grids, so windows that overlap share samples.
+	grid := map[time.Time]bool{}
+	for ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC); ts.Before(time.Date(2028, 3, 2, 0, 0, 0, 0, time.UTC)); ts = ts.Add(6 * time.Hour) {
+		grid[ts] = true
+	}
+	for _, inst := range instants {
+		for ts := inst.Now.UTC().Add(-72 * time.Hour).Truncate(20 * time.Minute).Add(10 * time.Minute); ts.Before(inst.Now); ts = ts.Add(20 * time.Minute) {
+			grid[ts] = true // in UTC: map keys of one instant in two zones differ
+		}
+	}
+	stamps := slices.SortedFunc(maps.Keys(grid), time.Time.Compare)
+	fixture := make([]telemetry.Sample, len(stamps))
+	for i, ts := range stamps {
+		fixture[i] = fixtureSample(ts, i)
+	}
+
+	for _, b := range testenv.Backends {
+		for _, zone := range testenv.CalendarZones {
+			t.Run(string(b)+"/"+zone, func(t *testing.T) {
+				t.Parallel()
+				is := is.New(t)
+				ctx := context.Background()
+				d := testenv.NewInZone(t, b, zone)
+				insertSamples(t, d.Pool, fixture)
+				loc, err := time.LoadLocation(zone)
+				is.NoErr(err)
+				svc, info, err := series.Open(ctx, d.Pool, loc)
+				is.NoErr(err)
+				if d.Timescale {
+					is.Equal(info.Path, series.PathAggregates)
+				}
+				var here []testenv.Instant
+				for _, inst := range instants {
+					if inst.Loc.String() == zone {
+						here = append(here, inst)
+					}
+				}
+				check := func(stage string) {
+					for _, inst := range here {
+						clock := func(dp *httpapi.Deps) { dp.Now = inst.Clock() }
+						srv := newSeriesServer(t, d.Pool, svc, nil, clock)
+						rawSrv := newSeriesServer(t, d.Pool, series.NewRaw(d.Pool, loc), nil, clock)
+						for _, c := range instantFrameCases(inst) {
+							raw, body := getSeriesOK(t, srv.URL, "device_id="+device+"&"+c.query)
+							want := expectSeries(fixture, c.from, c.to, c.floor)
+							if len(want) == 0 {
+								t.Fatalf("%s %s: the fixture has nothing in this frame; the test would prove nothing", inst.Name, c.query)
+							}
+							t.Run(inst.Name+"/"+stage+"/"+c.query, func(t *testing.T) { checkSeries(t, body, want, loc) })
+							rawJSON, _ := getSeriesOK(t, rawSrv.URL, "device_id="+device+"&"+c.query)
+							if string(raw) != string(rawJSON) {
+								t.Errorf("%s %s %s: aggregate path and raw path differ:\n%s\n%s", inst.Name, stage, c.query, raw, rawJSON)
+							}
+						}
+					}
+				}
+				check("live")
+				if !d.Timescale {
+					return
+				}
+				// Materialized as of the latest instant, the earlier ones read materialized
+				// buckets only, the latest its open ones through real-time aggregation too.
+				latest := slices.MaxFunc(here, func(a, b testenv.Instant) int { return a.Now.Compare(b.Now) })
+				for _, agg := range series.Aggregates {
+					from, to := series.Window(agg, time.Time{}, time.Time{}, latest.Now, loc)
+					is.NoErr(series.Refresh(ctx, d.Pool, agg, from, to))
+				}
+				check("materialized")
+			})
+		}
+	}
+}
+
+// instantFrameCases are the frames at inst, their periods worked out here: each frame
+// without a date and with the date of the day before, and all.
+func instantFrameCases(inst testenv.Instant) []frameCase {
+	loc := inst.Loc
+	midnight := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, loc) }
+	hour := func(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
+	day := func(t time.Time) time.Time { t = t.In(loc); return midnight(t.Year(), t.Month(), t.Day()) }
+	month := func(t time.Time) time.Time { t = t.In(loc); return midnight(t.Year(), t.Month(), 1) }
+	period := func(frame string, t time.Time) (time.Time, time.Time) {
+		y, m, d := t.Date()
+		switch frame {
+		case "day":
+			return midnight(y, m, d), midnight(y, m, d+1)
+		case "week":
+			monday := d - (int(t.Weekday())+6)%7
+			return midnight(y, m, monday), midnight(y, m, monday+7)
+		case "month":
+			return midnight(y, m, 1), midnight(y, m+1, 1)
+		}
+		return midnight(y, 1, 1), midnight(y+1, 1, 1)
+	}
+	floors := map[string]func(time.Time) time.Time{"day": hour, "week": day, "month": day, "year": month}
+	yesterday := inst.Now.AddDate(0, 0, -1)
+	var out []frameCase
+	for _, frame := range []string{"day", "week", "month", "year"} {
+		from, to := period(frame, inst.Now)
+		out = append(out, frameCase{"frame=" + frame, from, to, floors[frame]})
+		from, to = period(frame, yesterday)
+		out = append(out, frameCase{"frame=" + frame + "&date=" + yesterday.Format(time.DateOnly), from, to, floors[frame]})
+	}
+	return append(out, frameCase{"frame=all", midnight(1970, 1, 1), midnight(2100, 1, 1), month})
 }

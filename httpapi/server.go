@@ -38,6 +38,8 @@ type Deps struct {
 	// Stored are told after each batch that inserted rows (live consumers: the
 	// stream hub, MQTT).
 	Stored []StoredListener
+	// Quarantine answers GET /v1/quarantine; nil: 503.
+	Quarantine QuarantineReader
 }
 
 // StoredListener hears that a batch of a device inserted at least one row; newest is
@@ -47,9 +49,19 @@ type StoredListener interface {
 	Stored(deviceID string, newest time.Time)
 }
 
+// QuarantineReader lists the set-aside samples of a device; telemetry.Store is the
+// real one.
+type QuarantineReader interface {
+	Quarantined(ctx context.Context, deviceID string, limit int) (telemetry.QuarantineSummary, []telemetry.QuarantineEntry, error)
+}
+
 // SampleStore writes and reads samples; telemetry.Store is the real one.
 type SampleStore interface {
 	Insert(ctx context.Context, deviceID string, samples []telemetry.Sample) (int64, error)
+	// InsertSettingAside is Insert plus the implausible samples of the batch, set aside
+	// in the quarantine in the same transaction; with none it is Insert.
+	InsertSettingAside(ctx context.Context, deviceID string, samples []telemetry.Sample,
+		aside []telemetry.SetAside, receivedAt time.Time) (int64, error)
 	// Latest returns the newest sample of a device, or telemetry.ErrNotFound.
 	Latest(ctx context.Context, deviceID string) (telemetry.Sample, error)
 }

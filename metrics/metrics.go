@@ -22,6 +22,8 @@ type Metrics struct {
 	IngestedRows    prometheus.Counter
 	ReceivedSamples prometheus.Counter
 	CacheResults    *prometheus.CounterVec // result: hit or miss
+	// QuarantinedSamples counts implausible samples set aside by ingest, by reason.
+	QuarantinedSamples *prometheus.CounterVec
 	// The Home Assistant bridge: whether it holds a broker connection, and its
 	// messages.
 	MQTTConnected     prometheus.Gauge
@@ -60,6 +62,10 @@ func New() *Metrics {
 			Name: "sungrow_realtime_cache_requests_total",
 			Help: "GET /v1/realtime answers, by whether the cache had them (hit) or the database was asked (miss).",
 		}, []string{"result"}),
+		QuarantinedSamples: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sungrow_ingest_samples_quarantined_total",
+			Help: "Implausible samples POST /v1/ingest set aside instead of storing, new or re-sent, by reason (a sample with two implausible fields counts under both).",
+		}, []string{"reason"}),
 		MQTTConnected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sungrow_mqtt_connected",
 			Help: "1 while the Home Assistant bridge is connected to its MQTT broker, else 0.",
@@ -74,7 +80,7 @@ func New() *Metrics {
 		}),
 	}
 	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults,
-		m.MQTTConnected, m.MQTTPublished, m.MQTTPublishErrors)
+		m.QuarantinedSamples, m.MQTTConnected, m.MQTTPublished, m.MQTTPublishErrors)
 	return m
 }
 

@@ -38,18 +38,11 @@ func count(samples []telemetry.Sample) (n int64) {
 	return n
 }
 
-// materialized sums sample_count in agg's materialization hypertable over [from, to):
-// what the aggregate holds without real-time aggregation.
+// materialized is what agg holds of every device over [from, to) without real-time
+// aggregation.
 func materialized(t *testing.T, pool *pgxpool.Pool, agg series.Aggregate, from, to time.Time) int64 {
 	t.Helper()
-	table := testenv.MaterializationTable(t, pool, string(agg))
-	var n int64
-	err := pool.QueryRow(context.Background(), `SELECT coalesce(sum(sample_count), 0)::bigint FROM `+table+`
-		WHERE bucket >= $1 AND bucket < $2`, from, to).Scan(&n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return testenv.MaterializedSamples(t, pool, string(agg), "", from, to)
 }
 
 // TestRefresherMaterializesLateSamplesForGood covers the two ways late samples went

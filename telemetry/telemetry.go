@@ -34,12 +34,18 @@ var ErrNotFound = errors.New("no samples for this device")
 
 // Store reads and writes samples.
 type Store struct {
-	q *db.Queries
+	q             *db.Queries
+	conn          db.DBTX
+	quarantineMax int64
 }
 
 // NewStore returns a Store over a pool, connection or transaction.
-func NewStore(conn db.DBTX) *Store {
-	return &Store{q: db.New(conn)}
+func NewStore(conn db.DBTX, opts ...Option) *Store {
+	s := &Store{q: db.New(conn), conn: conn, quarantineMax: DefaultQuarantineMax}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Insert stores the samples of one device in one statement and returns how many were

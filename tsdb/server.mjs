@@ -16,7 +16,10 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 const port = Number(process.argv[2] ?? 0)
 const db = await PGlite.create({ extensions: { timescaledb } })
 await db.exec('CREATE EXTENSION IF NOT EXISTS timescaledb')
-const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1' })
+// The queue below lets one client in at a time; pglite-socket may count a closed one
+// for a while after its socket closed (a loaded machine: past the 10 ms below) and
+// would turn the next away with "Too many connections", so it may hold two.
+const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections: 2 })
 server.addEventListener('error', (e) => console.error('pglite-socket:', e.detail))
 await server.start()
 const backendPort = Number(server.getServerConn().split(':').pop())

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/matryer/is"
 
@@ -28,31 +29,58 @@ import (
 )
 
 const (
-	token  = "dashboard-token"
-	device = "inverter-dash"
+	token = "dashboard-token"
 	// chromiumPath is Debian's chromium package; scripts/services installs it.
 	chromiumPath = "/usr/bin/chromium"
+	// tourAt is the instant whose run also takes the screenshots and checks the wrong
+	// token, the phone width and the dark theme: the rest do not depend on the date.
+	tourAt = "Europe/Brussels/mid-june-noon"
 )
 
 // TestDashboardInBrowser drives the real page in headless Chromium against a server on
-// a seeded database: sign in, the live numbers of /v1/realtime (stale, then fresh), a
-// chart for every frame, previous/next, sign out; and screenshots of it for people.
+// a seeded database, at every pinned instant of testenv.Instants (in UTC and
+// Europe/Brussels): the server's clock, its Date header, the browser's clock and its
+// zone all say that instant. At each: sign in, the live numbers of /v1/realtime (stale,
+// then fresh), a chart for every frame with the buckets and totals of /v1/series,
+// previous/next, sign out. One Chromium serves every instant, a tab each.
 func TestDashboardInBrowser(t *testing.T) {
-	is := is.New(t)
 	chromium := requireChromium(t)
 	artifacts := artifactDir(t)
 
 	d := testenv.New(t, testenv.Postgres)
 	store := telemetry.NewStore(d.Pool)
-	now := time.Now().UTC()
-	seedHistory(t, store, now)
+	instants := testenv.Instants(t)
+	seeds := make([][]telemetry.Sample, len(instants))
+	for i, inst := range instants { // a device per instant, so each history ends at its own now
+		seeds[i] = seedHistory(t, store, deviceOf(i), inst.Now)
+	}
 
-	srv := httptest.NewServer(dashboardServer(t, d, store))
+	browser, cancel := newBrowser(t, chromium)
+	defer cancel()
+	toured := false
+	for i, inst := range instants {
+		tour := inst.Name == tourAt
+		toured = toured || tour
+		t.Run(inst.Name, func(t *testing.T) {
+			dashboardAt(t, browser, d, store, inst, deviceOf(i), seeds[i], tour, artifacts)
+		})
+	}
+	if !toured {
+		t.Errorf("no instant is named %s: the screenshots were not taken", tourAt)
+	}
+}
+
+func deviceOf(i int) string { return fmt.Sprintf("inverter-dash-%02d", i) }
+
+// dashboardAt runs the page at one pinned instant in a tab of its own.
+func dashboardAt(t *testing.T, browser context.Context, d *testenv.DB, store *telemetry.Store,
+	inst testenv.Instant, device string, seed []telemetry.Sample, tour bool, artifacts string) {
+	is := is.New(t)
+	srv := httptest.NewServer(dashboardServer(t, d, store, device, inst.Loc, inst.Clock()))
 	t.Cleanup(srv.Close)
 
-	ctx, cancel := newBrowser(t, chromium)
-	defer cancel()
-
+	ctx, closeTab := chromedp.NewContext(browser)
+	defer closeTab()
 	// Every request the page makes must go to this server.
 	var (
 		mu       sync.Mutex
@@ -72,13 +100,19 @@ func TestDashboardInBrowser(t *testing.T) {
 	console := collectConsole(t, ctx)
 	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
 	is.NoErr(err)
+	// The browser's calendar is the instant's: its zone and a clock stopped there.
+	_, err = chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: inst.Loc.String()})
+	is.NoErr(err)
+	_, err = chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: fmt.Sprintf(pinDate, inst.Now.UnixMilli())})
+	is.NoErr(err)
 
 	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
 		if err := chromedp.Do(sctx, actions...); err != nil {
-			shot(t, ctx, artifacts, "failed-"+strings.ReplaceAll(name, " ", "-"))
+			shot(t, ctx, artifacts, "failed-"+strings.NewReplacer(" ", "-", "/", "-").Replace(inst.Name+" "+name))
 			t.Fatalf("%s: %v\nconsole: %s", name, err, console())
 		}
 	}
@@ -98,86 +132,113 @@ func TestDashboardInBrowser(t *testing.T) {
 			return chromedp.Void{}, err
 		})
 	}
+	screenshot := func(name string) {
+		if tour {
+			shot(t, ctx, artifacts, name)
+		}
+	}
 
 	step("open the page", chromedp.EmulateViewport(1920, 1080), chromedp.Navigate(srv.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#signin`)))
-	shot(t, ctx, artifacts, "signin-1920-light")
+	is.Equal(eval(`String(Date.now())`), fmt.Sprint(inst.Now.UnixMilli())) // the browser believes the instant
+	screenshot("signin-1920-light")
 
-	// A wrong token is refused and stays on the sign-in form.
-	step("sign in with a wrong token", chromedp.SendKeys(chromedp.CSS(`#token`), "not-a-token"),
-		chromedp.Click(chromedp.CSS(`#signin-btn`)), chromedp.WaitVisible(chromedp.CSS(`#signin-error`)))
-	is.True(strings.Contains(eval(`document.getElementById('signin-error').textContent`), "not accepted"))
-	is.Equal(eval(`String(localStorage.getItem('sungrow.token'))`), "null")
-
-	eval(`document.getElementById('token').value = ''`)
+	if tour { // A wrong token is refused and stays on the sign-in form.
+		step("sign in with a wrong token", chromedp.SendKeys(chromedp.CSS(`#token`), "not-a-token"),
+			chromedp.Click(chromedp.CSS(`#signin-btn`)), chromedp.WaitVisible(chromedp.CSS(`#signin-error`)))
+		is.True(strings.Contains(eval(`document.getElementById('signin-error').textContent`), "not accepted"))
+		is.Equal(eval(`String(localStorage.getItem('sungrow.token'))`), "null")
+		eval(`document.getElementById('token').value = ''`)
+	}
 	step("sign in", chromedp.SendKeys(chromedp.CSS(`#token`), token),
 		chromedp.Click(chromedp.CSS(`#signin-btn`)), chromedp.WaitVisible(chromedp.CSS(`#dash`)))
 	is.Equal(eval(`localStorage.getItem('sungrow.token')`), token)
 	is.Equal(eval(`document.getElementById('device').textContent`), device)
 
-	// The seeded history ends three hours ago: the page must say so, unmistakably.
+	// The seeded history ends three hours ago or a little more (its samples are on whole
+	// hours): the page must say so, unmistakably.
 	waitFor("stale state", `document.body.dataset.live === 'stale'`)
 	is.Equal(eval(`String(document.getElementById('stale').hidden)`), "false")
 	staleText := eval(`document.getElementById('stale').textContent`)
-	is.True(strings.Contains(staleText, "3 h")) // the age of the newest reading
-	checkLive(t, is, srv.URL, eval)
-	shot(t, ctx, artifacts, "stale-1920-light")
+	if age := inst.Now.Sub(seed[len(seed)-1].TS); !strings.Contains(staleText, humanAge(age)) {
+		t.Errorf("stale notice %q does not give the newest reading's age, %s", staleText, humanAge(age))
+	}
+	checkLive(t, is, srv.URL, device, eval)
+	screenshot("stale-1920-light")
 
 	// A fresh sample arrives through the API; the next poll shows it, no longer stale.
+	// The page polls again when it becomes visible, as after a hidden tab.
 	fresh := map[string]any{
-		"device_id": device, "ts": time.Now().UTC().Format(time.RFC3339Nano),
+		"device_id": device, "ts": inst.Now.UTC().Format(time.RFC3339Nano),
 		"pv_power_w": 3456.7, "pv_daily_kwh": 12.34, "battery_power_w": -1234.5,
 		"battery_soc_pct": 67.8, "battery_temp_c": 24.5, "load_power_w": 2345.6,
 		"export_power_w": -123.4,
 	}
 	ingest(t, srv.URL, fresh)
+	if !tour { // The tour waits for the page's own poll; the rest need not wait 5 s.
+		eval(`document.dispatchEvent(new Event('visibilitychange')), ''`) // polls at once
+	}
 	waitFor("fresh reading", `document.body.dataset.live === 'fresh' &&
 		document.getElementById('pv-value').dataset.value === '3456.7'`)
 	is.Equal(eval(`String(document.getElementById('stale').hidden)`), "true")
-	checkLive(t, is, srv.URL, eval)
+	checkLive(t, is, srv.URL, device, eval)
 	is.Equal(eval(`document.getElementById('grid-dir').textContent`), "importing")
 	is.Equal(eval(`document.getElementById('battery-value').textContent`), "discharging 1.23 kW")
 	is.Equal(eval(`document.getElementById('line-grid').getAttribute('class')`), "line on") // grid → home
 	is.Equal(eval(`document.getElementById('line-battery').getAttribute('class')`), "line on rev")
 
-	// A chart for every frame, with as many buckets as /v1/series gives, and bars drawn.
+	// A chart for every frame, with as many buckets as /v1/series gives, the totals the
+	// page's formula gives for them, and bars of each kind the buckets hold.
 	for _, frame := range []string{"day", "week", "month", "year", "all"} {
-		want := len(fetchSeries(t, srv.URL, frame, ""))
-		is.True(want > 0) // the seed covers every frame
+		rows := fetchSeries(t, srv.URL, device, frame, "")
+		is.True(len(rows) > 0) // the fresh sample is in every frame
 		step("show "+frame, chromedp.Click(chromedp.CSS(`.tabs button[data-frame="`+frame+`"]`)))
 		waitFor(frame+" chart", fmt.Sprintf(`(() => { const c = document.getElementById('chart');
-			return c.dataset.state === 'drawn' && c.dataset.frame === %q && c.dataset.buckets === '%d'; })()`, frame, want))
-		painted := eval(paintedBars)
-		if painted == "0" {
-			t.Errorf("%s: no bar painted in the chart", frame)
+			return c.dataset.state === 'drawn' && c.dataset.frame === %q && c.dataset.buckets === '%d'; })()`, frame, len(rows)))
+		want := expectTotals(t, frame, rows, inst.Now)
+		if got := eval(totalsShown); got != want.text {
+			t.Errorf("%s totals: the page shows\n%s\nthe buckets give\n%s", frame, got, want.text)
 		}
-		shot(t, ctx, artifacts, frame+"-1920-light")
+		var painted struct{ Solar, Home int }
+		is.NoErr(json.Unmarshal([]byte(eval(paintedBars)), &painted))
+		// A bar under 5 %% of the tallest may be too thin to count pixels in.
+		tallest := max(want.maxPV, want.maxHome)
+		if want.maxPV > 0.05*tallest && painted.Solar == 0 {
+			t.Errorf("%s: no solar bar painted; the tallest holds %.2f kWh", frame, want.maxPV)
+		}
+		if want.maxHome > 0.05*tallest && painted.Home == 0 {
+			t.Errorf("%s: no home bar painted; the tallest holds %.2f kWh", frame, want.maxHome)
+		}
+		screenshot(frame + "-1920-light")
 	}
 
-	// Previous and next walk through days via date=.
-	today := now.Format(time.DateOnly)
-	yesterday := now.AddDate(0, 0, -1).Format(time.DateOnly)
+	// Previous and next walk through days via date=; today is the instant's.
+	today := inst.Now.Format(time.DateOnly)
+	yesterday := inst.Now.AddDate(0, 0, -1).Format(time.DateOnly)
 	step("back to day", chromedp.Click(chromedp.CSS(`.tabs button[data-frame="day"]`)))
 	waitFor("today", `document.getElementById('chart').dataset.date === '`+today+`'`)
 	is.Equal(eval(`String(document.getElementById('next').disabled)`), "true") // no future
+	before := fetchSeries(t, srv.URL, device, "day", yesterday)
+	is.Equal(len(before), seededHours(seed, inst.Now.AddDate(0, 0, -1))) // every seeded hour of yesterday
 	step("previous day", chromedp.Click(chromedp.CSS(`#prev`)))
 	waitFor("yesterday", fmt.Sprintf(`(() => { const c = document.getElementById('chart');
 		return c.dataset.state === 'drawn' && c.dataset.date === %q && c.dataset.buckets === '%d'; })()`,
-		yesterday, len(fetchSeries(t, srv.URL, "day", yesterday))))
-	is.Equal(len(fetchSeries(t, srv.URL, "day", yesterday)), 24) // a whole seeded day
+		yesterday, len(before)))
+	is.Equal(eval(`String(document.getElementById('next').disabled)`), "false")
 	step("next day", chromedp.Click(chromedp.CSS(`#next`)))
 	waitFor("today again", `document.getElementById('chart').dataset.date === '`+today+`'`)
 
-	// The same page at phone width, and both widths dark.
-	step("phone", chromedp.EmulateViewport(375, 812, chromedp.EmulateScale(2)))
-	waitFor("phone layout", `document.documentElement.scrollWidth <= 375`)
-	shot(t, ctx, artifacts, "day-375-light")
-	step("dark", setColorScheme("dark"))
-	waitFor("dark colours", `getComputedStyle(document.body).backgroundColor !== 'rgb(243, 245, 248)'`)
-	shot(t, ctx, artifacts, "day-375-dark")
-	step("desktop dark", chromedp.EmulateViewport(1920, 1080))
-	shot(t, ctx, artifacts, "day-1920-dark")
-	step("light", setColorScheme("light"))
+	if tour { // The same page at phone width, and both widths dark.
+		step("phone", chromedp.EmulateViewport(375, 812, chromedp.EmulateScale(2)))
+		waitFor("phone layout", `document.documentElement.scrollWidth <= 375`)
+		shot(t, ctx, artifacts, "day-375-light")
+		step("dark", setColorScheme("dark"))
+		waitFor("dark colours", `getComputedStyle(document.body).backgroundColor !== 'rgb(243, 245, 248)'`)
+		shot(t, ctx, artifacts, "day-375-dark")
+		step("desktop dark", chromedp.EmulateViewport(1920, 1080))
+		shot(t, ctx, artifacts, "day-1920-dark")
+		step("light", setColorScheme("light"))
+	}
 
 	step("sign out", chromedp.Click(chromedp.CSS(`#signout`)), chromedp.WaitVisible(chromedp.CSS(`#signin`)))
 	is.Equal(eval(`String(localStorage.getItem('sungrow.token'))`), "null")
@@ -194,20 +255,132 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 }
 
-// paintedBars counts the chart's pixels in the light theme's solar colour (#f59e0b):
-// zero means no bar was drawn.
+// pinDate stops the page's clock at an instant (%d, Unix ms) before any script of the
+// page runs: new Date() and Date.now() say it; dates given explicitly are as ever.
+const pinDate = `(() => {
+	const pinned = %d;
+	const RealDate = Date;
+	function PinnedDate(...args) {
+		if (!new.target) return new RealDate(pinned).toString();
+		return args.length ? new RealDate(...args) : new RealDate(pinned);
+	}
+	PinnedDate.prototype = RealDate.prototype;
+	PinnedDate.now = () => pinned;
+	PinnedDate.parse = RealDate.parse;
+	PinnedDate.UTC = RealDate.UTC;
+	globalThis.Date = PinnedDate;
+})();`
+
+// paintedBars counts the chart's pixels in the light theme's solar (#f59e0b) and home
+// (#3b82f6) colours: zero means no bar of that kind was drawn.
 const paintedBars = `(() => {
 	const c = document.querySelector('#chart canvas');
 	const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-	let n = 0;
+	const near = (i, r, g, b) => Math.abs(px[i] - r) < 6 && Math.abs(px[i + 1] - g) < 6 && Math.abs(px[i + 2] - b) < 6;
+	let solar = 0, home = 0;
 	for (let i = 0; i < px.length; i += 4) {
-		if (Math.abs(px[i] - 245) < 6 && Math.abs(px[i + 1] - 158) < 6 && Math.abs(px[i + 2] - 11) < 6) n++;
+		if (near(i, 245, 158, 11)) solar++;
+		if (near(i, 59, 130, 246)) home++;
 	}
-	return String(n);
+	return JSON.stringify({ solar, home });
 })()`
 
+// totalsShown is the totals tiles as "name: value" lines.
+const totalsShown = `[...document.querySelectorAll('#totals .total')]
+	.map((e) => e.querySelector('.k').textContent + ': ' + e.querySelector('.v').textContent).join('\n')`
+
+// totals is what the tiles must show for a frame's buckets, and the tallest bars.
+type totals struct {
+	text           string
+	maxPV, maxHome float64 // kWh
+}
+
+// expectTotals computes the tiles the way the page does: a bucket's energy is its
+// average power times the time it covers (to the next bucket, or its nominal length,
+// and never past now), summed over the buckets, in kWh.
+func expectTotals(t *testing.T, frame string, rows []map[string]any, now time.Time) totals {
+	t.Helper()
+	type bucket struct {
+		t          time.Time
+		day, month string // the wall-clock date of the bucket's start
+		row        map[string]any
+	}
+	bs := make([]bucket, len(rows))
+	for i, r := range rows {
+		s := r["bucket"].(string)
+		ts, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatalf("bucket %q: %v", s, err)
+		}
+		bs[i] = bucket{t: ts, day: s[:10], month: s[:7], row: r}
+	}
+	civil := func(s string) time.Time { d, _ := time.Parse(time.DateOnly, s); return d }
+	var pv, home, imp, exp, in, out, peak float64
+	var tt totals
+	for i, b := range bs {
+		var nominal time.Time
+		switch frame {
+		case "day":
+			nominal = b.t.Add(time.Hour)
+		case "week", "month":
+			nominal = b.t.Add(24 * time.Hour)
+		default:
+			m := civil(b.month + "-01")
+			nominal = b.t.Add(m.AddDate(0, 1, 0).Sub(m))
+		}
+		end := nominal
+		if i+1 < len(bs) && (bs[i+1].t.Sub(nominal)).Abs() <= time.Hour {
+			end = bs[i+1].t
+		}
+		endMs := min(end.UnixMilli(), now.UnixMilli())
+		hours := max(0, float64(endMs-b.t.UnixMilli())/3600e3)
+		kwh := func(field string) float64 { return b.row[field].(float64) * hours / 1000 }
+		bpv, bhome, grid, bat := kwh("avg_pv_power_w"), kwh("avg_load_power_w"), kwh("avg_export_power_w"), kwh("avg_battery_power_w")
+		pv, home = pv+bpv, home+bhome
+		imp, exp = imp+max(0, -grid), exp+max(0, grid)
+		in, out = in+max(0, bat), out+max(0, -bat)
+		peak = max(peak, b.row["max_pv_power_w"].(float64))
+		tt.maxPV, tt.maxHome = max(tt.maxPV, bpv), max(tt.maxHome, bhome)
+	}
+	lines := []string{"Solar: " + kWh(pv), "Home: " + kWh(home), "Grid import: " + kWh(imp),
+		"Grid export: " + kWh(exp), "Battery in: " + kWh(in), "Battery out: " + kWh(out)}
+	if frame == "day" || frame == "week" {
+		lines = append(lines, "Solar peak: "+watts(peak))
+	}
+	tt.text = strings.Join(lines, "\n")
+	return tt
+}
+
+// kWh formats energy the way the page does.
+func kWh(v float64) string {
+	switch {
+	case math.Abs(v) >= 10000:
+		return fmt.Sprintf("%.1f MWh", v/1000)
+	case math.Abs(v) >= 100:
+		return fmt.Sprintf("%d kWh", int(math.Floor(v+0.5)))
+	}
+	return fmt.Sprintf("%.1f kWh", v)
+}
+
+// humanAge formats an age the way the page does.
+func humanAge(d time.Duration) string {
+	s := int(d.Round(time.Second).Seconds())
+	switch m, h := s/60, s/3600; {
+	case s < 60:
+		return fmt.Sprintf("%d s", s)
+	case m < 60:
+		return fmt.Sprintf("%d min", m)
+	case h < 48 && m%60 != 0:
+		return fmt.Sprintf("%d h %d min", h, m%60)
+	case h < 48:
+		return fmt.Sprintf("%d h", h)
+	default:
+		return fmt.Sprintf("%d days", h/24)
+	}
+}
+
 // checkLive compares what the page shows with what /v1/realtime answers.
-func checkLive(t *testing.T, is *is.I, base string, eval func(string) string) {
+func checkLive(t *testing.T, is *is.I, base, device string, eval func(string) string) {
 	t.Helper()
 	var rt map[string]any
 	get(t, base+"/v1/realtime?device_id="+device, &rt)
@@ -242,34 +415,51 @@ func watts(w float64) string {
 	return fmt.Sprintf("%.2f kW", w/1000)
 }
 
-// seedHistory stores one sample an hour for the last 400 days, up to three hours ago,
-// with a solar day shape, so every frame has data and the newest reading is stale.
-func seedHistory(t *testing.T, store *telemetry.Store, now time.Time) {
+// seedHistory stores a solar day shape for device over the 400 days before now, up to
+// three hours ago, so every frame has data and the newest reading is stale: a sample
+// an hour for the last 40 days, one every four hours before. It returns the samples.
+func seedHistory(t *testing.T, store *telemetry.Store, device string, now time.Time) []telemetry.Sample {
 	t.Helper()
 	end := now.Add(-3 * time.Hour)
-	var batch []telemetry.Sample
-	flush := func() {
-		if _, err := store.Insert(context.Background(), device, batch); err != nil {
-			t.Fatalf("seed: %v", err)
-		}
-		batch = batch[:0]
-	}
+	hourly := end.Add(-40 * 24 * time.Hour)
+	var all []telemetry.Sample
 	for ts := end.Add(-400 * 24 * time.Hour).Truncate(time.Hour); !ts.After(end); ts = ts.Add(time.Hour) {
+		if ts.Before(hourly) && ts.Hour()%4 != 0 {
+			continue
+		}
 		h := float64(ts.Hour()) + 0.5
 		pv := math.Max(0, math.Sin((h-6)/13*math.Pi)) * (2500 + 1500*math.Cos(float64(ts.YearDay())/366*2*math.Pi))
 		load := 450 + 900*math.Exp(-math.Pow(h-19, 2)/6) + 300*math.Exp(-math.Pow(h-8, 2)/3)
 		battery := math.Max(-2500, math.Min(2500, (pv-load)*0.6))
 		temp := 22.0
-		batch = append(batch, telemetry.Sample{
+		all = append(all, telemetry.Sample{
 			DeviceID: device, TS: ts, PVPowerW: pv, BatteryPowerW: battery,
 			BatterySoCPct: 50 + 40*math.Sin((h-10)/24*2*math.Pi), BatteryTempC: &temp,
 			LoadPowerW: load, ExportPowerW: pv - load - battery, SampleCount: 720,
 		})
-		if len(batch) == 1000 {
-			flush()
+	}
+	for rest := all; len(rest) > 0; {
+		n := min(len(rest), 1000)
+		if _, err := store.Insert(context.Background(), device, rest[:n]); err != nil {
+			t.Fatalf("seed: %v", err)
+		}
+		rest = rest[n:]
+	}
+	return all
+}
+
+// seededHours counts the hours of the local day of day that hold a seeded sample.
+func seededHours(seed []telemetry.Sample, day time.Time) int {
+	loc := day.Location()
+	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, loc)
+	to := time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, loc)
+	hours := map[time.Time]bool{}
+	for _, s := range seed {
+		if !s.TS.Before(from) && s.TS.Before(to) {
+			hours[s.TS.Truncate(time.Hour)] = true
 		}
 	}
-	flush()
+	return len(hours)
 }
 
 func ingest(t *testing.T, base string, sample map[string]any) {
@@ -289,7 +479,7 @@ func ingest(t *testing.T, base string, sample map[string]any) {
 	}
 }
 
-func fetchSeries(t *testing.T, base, frame, date string) []map[string]any {
+func fetchSeries(t *testing.T, base, device, frame, date string) []map[string]any {
 	t.Helper()
 	var out struct {
 		Series []map[string]any `json:"series"`

@@ -13,21 +13,30 @@ import (
 	"github.com/sungrow/sungrow/telemetry"
 )
 
-// dashboardServer is the whole API as serve wires it, over the test's database: the
-// in-process realtime cache (5 s, as CACHE_TTL_S defaults) and series in UTC.
-func dashboardServer(t *testing.T, d *testenv.DB, store *telemetry.Store) http.Handler {
+// dashboardServer is the whole API as serve wires it, over the test's database, for
+// device in zone loc on the clock now: the in-process realtime cache (5 s, as
+// CACHE_TTL_S defaults; its TTL is wall-clock time, which no calendar depends on).
+// The Date header says now too: the page takes the server's time from it.
+func dashboardServer(t *testing.T, d *testenv.DB, store *telemetry.Store, device string, loc *time.Location,
+	now func() time.Time) http.Handler {
 	t.Helper()
-	svc, _, err := series.Open(context.Background(), d.Pool, time.UTC)
+	svc, _, err := series.Open(context.Background(), d.Pool, loc)
 	if err != nil {
 		t.Fatalf("open series: %v", err)
 	}
-	return httpapi.NewServer(httpapi.Deps{
+	api := httpapi.NewServer(httpapi.Deps{
 		Logger:               discardLogger(),
 		Tokens:               map[string]string{token: device},
 		Samples:              store,
+		Quarantine:           store,
 		Cache:                cache.NewMemory(cache.Options{TTL: 5 * time.Second, Logger: discardLogger()}),
 		Series:               svc,
+		Now:                  now,
 		MaxRequestBytes:      1 << 20,
 		MaxSamplesPerRequest: 1000,
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", now().UTC().Format(http.TimeFormat)) // net/http keeps a Date set
+		api.ServeHTTP(w, r)
 	})
 }

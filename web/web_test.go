@@ -17,7 +17,7 @@ import (
 func TestPageAndAssets(t *testing.T) {
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		Logger: discardLogger(),
-		Tokens: map[string]string{token: device},
+		Tokens: map[string]string{token: "inverter-dash"},
 	}))
 	t.Cleanup(srv.Close)
 

@@ -2,8 +2,8 @@
 // fresh database on PostgreSQL, or a fresh schema on the TimescaleDB test server
 // (tsdb/server.mjs, started once per test binary), migrated and cleaned up afterwards;
 // and the few helpers tests of several packages need (a Redis or a Mosquitto of the
-// test's own, free addresses, waiting for health). It is shared by the tests of every
-// package, which is why it is a package.
+// test's own, free addresses, waiting for health, the pinned instants calendar tests
+// run at). It is shared by the tests of every package, which is why it is a package.
 package testenv
 
 import (
@@ -66,6 +66,26 @@ func NewEmpty(t testing.TB, b Backend) *DB {
 		return newTimescale(t)
 	}
 	return newPostgres(t)
+}
+
+// NewInZone returns a fresh database on the backend migrated with SUNGROW_TZ zone, as
+// `sungrow migrate` does it, so on TimescaleDB the daily and monthly aggregates begin
+// their days there.
+func NewInZone(t testing.TB, b Backend, zone string) *DB {
+	t.Helper()
+	ctx := context.Background()
+	d := NewEmpty(t, b)
+	// Migration 2 reads the zone from sungrow.tz. The test server keeps session
+	// settings across connections: reset it.
+	q := db.New(d.Pool)
+	if err := q.SetConfig(ctx, db.SetConfigParams{Name: "sungrow.tz", Value: zone}); err != nil {
+		t.Fatalf("set sungrow.tz: %v", err)
+	}
+	Migrate(t, d.Pool)
+	if err := q.SetConfig(ctx, db.SetConfigParams{Name: "sungrow.tz", Value: ""}); err != nil {
+		t.Fatalf("reset sungrow.tz: %v", err)
+	}
+	return d
 }
 
 // ForEach runs fn as a subtest on a fresh, migrated database of each backend.
@@ -297,4 +317,19 @@ func MaterializationTable(t testing.TB, pool *pgxpool.Pool, view string) string 
 		t.Fatalf("find the materialization of %s: %v", view, err)
 	}
 	return pgx.Identifier{schema, table}.Sanitize()
+}
+
+// MaterializedSamples sums sample_count in the materialization hypertable behind view
+// over buckets in [from, to), of device or, if it is empty, of every device: what the
+// continuous aggregate holds without real-time aggregation.
+func MaterializedSamples(t testing.TB, pool *pgxpool.Pool, view, device string, from, to time.Time) int64 {
+	t.Helper()
+	var n int64
+	err := pool.QueryRow(context.Background(), `SELECT coalesce(sum(sample_count), 0)::bigint FROM `+
+		MaterializationTable(t, pool, view)+` WHERE bucket >= $1 AND bucket < $2 AND ($3 = '' OR device_id = $3)`,
+		from, to, device).Scan(&n)
+	if err != nil {
+		t.Fatalf("count the materialized samples of %s: %v", view, err)
+	}
+	return n
 }

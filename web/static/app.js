@@ -29,6 +29,7 @@
     seriesSeq: 0,
     plot: null,
     view: null, // what the chart shows, kept to redraw on resize or theme change
+    quarantineTimer: 0,
   };
 
   class HttpError extends Error {
@@ -90,6 +91,8 @@
     localStorage.removeItem(TOKEN_KEY);
     clearTimeout(st.pollTimer);
     clearInterval(st.tickTimer);
+    clearInterval(st.quarantineTimer);
+    $('quarantine').hidden = true;
     if (st.plot) st.plot.destroy();
     Object.assign(st, { token: null, device: null, latest: null, liveError: null, plot: null, view: null, date: null, shownDate: null });
     st.seriesSeq++;
@@ -118,6 +121,7 @@
     selectFrame(st.frame);
     startLive();
     loadSeries();
+    startQuarantine();
   }
 
   function bindUI() {
@@ -615,6 +619,66 @@
       data,
       el,
     );
+  }
+
+  // ---- quarantine notice ------------------------------------------------------
+  // Readings the server set aside as implausible (a wrong clock, a failed register
+  // read) instead of storing them: the owner should know their edge needs a look.
+
+  const QUARANTINE_MS = 60000;
+  // What each reason says about the house, for the notice.
+  const QUARANTINE_CAUSES = {
+    clock_behind: "the inverter's clock was wrong",
+    clock_ahead: "the inverter's clock was wrong",
+    soc_out_of_range: "the battery's state of charge read outside 0–100 %",
+    sample_count_below: 'the edge daemon sent a sample count below 1',
+  };
+
+  function startQuarantine() {
+    clearInterval(st.quarantineTimer);
+    loadQuarantine();
+    st.quarantineTimer = setInterval(loadQuarantine, QUARANTINE_MS);
+  }
+
+  async function loadQuarantine() {
+    const token = st.token;
+    let body;
+    try {
+      ({ body } = await api('/v1/quarantine?device_id=' + encodeURIComponent(st.device)));
+    } catch (e) {
+      return; // the notice is a hint; the live view reports the server being away
+    }
+    if (token !== st.token) return;
+    renderQuarantine(body);
+  }
+
+  function quarantineText(q) {
+    const causes = [];
+    for (const reason of Object.keys(q.reasons || {}).sort()) {
+      const cause = QUARANTINE_CAUSES[reason] || reason;
+      if (!causes.includes(cause)) causes.push(cause);
+    }
+    const n = q.readings;
+    return n + (n === 1 ? ' reading was' : ' readings were') + ' set aside since ' +
+      new Date(q.since).toLocaleString() + ': ' + causes.join('; ') + '.';
+  }
+
+  function renderQuarantine(q) {
+    const box = $('quarantine');
+    box.hidden = !q || !q.readings;
+    if (box.hidden) return;
+    $('quarantine-text').textContent = quarantineText(q);
+    const rows = $('quarantine-rows');
+    rows.replaceChildren();
+    for (const e of q.entries) {
+      const tr = document.createElement('tr');
+      for (const text of [new Date(e.received_at).toLocaleString(), e.ts, e.field, e.detail]) {
+        const td = document.createElement('td');
+        td.textContent = text;
+        tr.append(td);
+      }
+      rows.append(tr);
+    }
   }
 
   document.addEventListener('DOMContentLoaded', start);
