@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sungrow/sungrow/db"
+	"github.com/sungrow/sungrow/series"
 	sungrowsql "github.com/sungrow/sungrow/sql"
 )
 
@@ -22,15 +23,27 @@ func migrateCommand(e *env) *cobra.Command {
 		Use:   "migrate",
 		Short: "Apply, roll back or inspect the database schema (migrations are embedded)",
 	}
-	sub := func(use, short string, fn func(context.Context, *goose.Provider, io.Writer) error) *cobra.Command {
+	// fn reports whether it (re)built the series aggregates: they are created empty
+	// inside goose's transaction and materialized here, after it (a refresh cannot run
+	// in a transaction), so every frame is fast and right once the command returns.
+	sub := func(use, short string, fn func(context.Context, *goose.Provider, io.Writer) (bool, error)) *cobra.Command {
 		return &cobra.Command{
 			Use:   use,
 			Short: short,
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				return withMigrator(cmd.Context(), e, func(p *goose.Provider) error {
-					return fn(cmd.Context(), p, e.stdout)
+				var rebuilt bool
+				err := withMigrator(cmd.Context(), e, func(p *goose.Provider) (err error) {
+					rebuilt, err = fn(cmd.Context(), p, e.stdout)
+					return err
 				})
+				if !rebuilt {
+					return err // a failed migration rolled back: the aggregates are as they were
+				}
+				if rerr := refresh(cmd.Context(), e, "", "", series.Aggregates, time.Now(), true); rerr != nil {
+					return errors.Join(err, fmt.Errorf("%w (serve answers from the raw samples meanwhile; run `sungrow refresh` to finish)", rerr))
+				}
+				return err
 			},
 		}
 	}
@@ -68,41 +81,56 @@ func withPoolMigrator(pool *pgxpool.Pool, fn func(*goose.Provider) error) error 
 	return fn(p)
 }
 
-func migrateUp(ctx context.Context, p *goose.Provider, out io.Writer) error {
+func migrateUp(ctx context.Context, p *goose.Provider, out io.Writer) (bool, error) {
 	results, err := p.Up(ctx)
 	printResults(out, "applied", results)
+	rebuilt := rebuiltAggregates(results)
 	if err != nil {
-		return fmt.Errorf("migrate up: %w", err)
+		return rebuilt, fmt.Errorf("migrate up: %w", err)
 	}
 	if len(results) == 0 {
 		v, err := p.GetDBVersion(ctx)
 		if err != nil {
-			return fmt.Errorf("migrate up: %w", err)
+			return false, fmt.Errorf("migrate up: %w", err)
 		}
 		fmt.Fprintf(out, "database is up to date at version %d\n", v)
 	}
-	return nil
+	return rebuilt, nil
 }
 
-func migrateDown(ctx context.Context, p *goose.Provider, out io.Writer) error {
+func migrateDown(ctx context.Context, p *goose.Provider, out io.Writer) (bool, error) {
 	result, err := p.Down(ctx)
 	if errors.Is(err, goose.ErrNoNextVersion) {
 		fmt.Fprintln(out, "nothing to roll back: no migration is applied")
-		return nil
+		return false, nil
 	}
+	var rebuilt bool
 	if result != nil {
 		printResults(out, "rolled back", []*goose.MigrationResult{result})
+		// Rolling back 4 restores migration 2's views, empty; rolling back 2 drops them.
+		rebuilt = result.Error == nil && result.Source.Version == sungrowsql.EnergyAggregatesVersion
 	}
 	if err != nil {
-		return fmt.Errorf("migrate down: %w", err)
+		return rebuilt, fmt.Errorf("migrate down: %w", err)
 	}
-	return nil
+	return rebuilt, nil
 }
 
-func migrateStatus(ctx context.Context, p *goose.Provider, out io.Writer) error {
+// rebuiltAggregates reports whether results applied a migration that creates the
+// series aggregates empty.
+func rebuiltAggregates(results []*goose.MigrationResult) bool {
+	for _, r := range results {
+		if r.Error == nil && sungrowsql.BuildsAggregates(r.Source.Version) {
+			return true
+		}
+	}
+	return false
+}
+
+func migrateStatus(ctx context.Context, p *goose.Provider, out io.Writer) (bool, error) {
 	statuses, err := p.Status(ctx)
 	if err != nil {
-		return fmt.Errorf("migrate status: %w", err)
+		return false, fmt.Errorf("migrate status: %w", err)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tMIGRATION\tAPPLIED AT")
@@ -113,16 +141,16 @@ func migrateStatus(ctx context.Context, p *goose.Provider, out io.Writer) error 
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\n", s.Source.Version, s.Source.Path, applied)
 	}
-	return tw.Flush()
+	return false, tw.Flush()
 }
 
-func migrateVersion(ctx context.Context, p *goose.Provider, out io.Writer) error {
+func migrateVersion(ctx context.Context, p *goose.Provider, out io.Writer) (bool, error) {
 	v, err := p.GetDBVersion(ctx)
 	if err != nil {
-		return fmt.Errorf("migrate version: %w", err)
+		return false, fmt.Errorf("migrate version: %w", err)
 	}
 	fmt.Fprintln(out, v)
-	return nil
+	return false, nil
 }
 
 func printResults(out io.Writer, verb string, results []*goose.MigrationResult) {

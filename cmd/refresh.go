@@ -39,7 +39,7 @@ one before. Times are RFC 3339 or YYYY-MM-DD (midnight in the aggregates' zone).
 			if len(aggs) == 0 {
 				aggs = series.Aggregates
 			}
-			return refresh(cmd.Context(), e, from, to, aggs, time.Now())
+			return refresh(cmd.Context(), e, from, to, aggs, time.Now(), false)
 		},
 	}
 	c.Flags().StringVar(&from, "from", "", "start of the window (default: the beginning)")
@@ -47,7 +47,9 @@ one before. Times are RFC 3339 or YYYY-MM-DD (midnight in the aggregates' zone).
 	return c
 }
 
-func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.Aggregate, now time.Time) error {
+// refresh materializes aggs over the window; afterMigrate is `sungrow migrate` calling
+// it for aggregates it rebuilt, which says so first and is silent on plain PostgreSQL.
+func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.Aggregate, now time.Time, afterMigrate bool) error {
 	cfg, err := e.config()
 	if err != nil {
 		return err
@@ -60,6 +62,12 @@ func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.A
 	_, info, err := series.Open(ctx, pool, cfg.TZ)
 	if err != nil {
 		return err
+	}
+	if info.AggregateZone == "" && afterMigrate {
+		return nil
+	}
+	if afterMigrate {
+		fmt.Fprintln(e.stdout, "materializing the rebuilt series aggregates from the raw samples")
 	}
 	if info.AggregateZone == "" {
 		fmt.Fprintln(e.stdout, "no continuous aggregates in this database (plain PostgreSQL, or TimescaleDB without migration 2): series are computed from the raw samples, nothing to refresh")
@@ -143,6 +151,7 @@ func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, log
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	svc = svc.WithInterval(series.FixedInterval(cfg.SampleInterval))
 	zone := cfg.TZ.String()
 	switch {
 	case info.AggregateZone == "":

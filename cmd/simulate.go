@@ -3,6 +3,7 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	// The zone database travels in the binary so --tz and SUNGROW_TZ work in a
@@ -134,6 +135,11 @@ the same command again adds nothing twice.`,
 			elapsed := time.Since(started)
 			fmt.Fprintf(e.stdout, "stored %d new of %d samples (%s to %s) in %s\n", res.Inserted, res.Samples,
 				g.First().Format(time.RFC3339), res.Last.Format(time.RFC3339), elapsed.Round(time.Millisecond))
+			l := g.Ledger()
+			fmt.Fprintf(e.stdout, "generated energy: pv_kwh=%s load_kwh=%s grid_import_kwh=%s grid_export_kwh=%s "+
+				"battery_charge_kwh=%s battery_discharge_kwh=%s battery_loss_kwh=%s\n",
+				kwhText(l.PVKWh), kwhText(l.LoadKWh), kwhText(l.GridImportKWh), kwhText(l.GridExportKWh),
+				kwhText(l.BatteryChargeKWh), kwhText(l.BatteryDischargeKWh), kwhText(l.BatteryLossKWh))
 			return nil
 		},
 	}
@@ -153,3 +159,7 @@ the same command again adds nothing twice.`,
 	f.IntVar(&batch, "batch", 5000, "samples per batch (at most 1000 with --via)")
 	return c
 }
+
+// kwhText prints a ledger figure with every digit it has, so a user or a test can
+// compare it with GET /v1/series exactly.
+func kwhText(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

@@ -149,10 +149,10 @@ func TestQuickstartWeekAtPinnedInstants(t *testing.T) {
 			for frame, want := range map[string]int64{"day": since(midnight), "week": since(monday), "all": week} {
 				date, err := svc.ParseDate("", inst.Now)
 				is.NoErr(err)
-				buckets, err := svc.Series(ctx, device, frame, date)
+				res, err := svc.Series(ctx, device, frame, date)
 				is.NoErr(err)
 				var n int64
-				for _, b := range buckets {
+				for _, b := range res.Buckets {
 					n += b.SampleCount
 				}
 				if n != want {

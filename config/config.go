@@ -31,6 +31,9 @@ type Config struct {
 	// LateRefreshDelay (LATE_REFRESH_DELAY_S) is how long serve gathers late samples
 	// before it refreshes the aggregates they fall in, so a burst costs one refresh.
 	LateRefreshDelay time.Duration
+	// SampleInterval (SAMPLE_INTERVAL_S, 1–3600 s, default 5) is how long one reading
+	// stands for: the edge daemons' polling period, which turns powers into energy.
+	SampleInterval time.Duration
 	// CORSOrigins (CORS_ORIGINS, comma-separated; "*" for any) may read the GET
 	// endpoints from a browser. Empty: no CORS headers at all.
 	CORSOrigins []string
@@ -66,6 +69,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.ReadTimeout = seconds(getenv, "READ_TIMEOUT_S", 30, &errs)
 	cfg.TZ = timeZone(getenv, "SUNGROW_TZ", &errs)
 	cfg.LateRefreshDelay = seconds(getenv, "LATE_REFRESH_DELAY_S", 10, &errs)
+	cfg.SampleInterval = time.Duration(intIn(getenv, "SAMPLE_INTERVAL_S", 5, 1, 3600, &errs)) * time.Second
 	cfg.CORSOrigins = origins(getenv, "CORS_ORIGINS", &errs)
 	cfg.QuarantineMaxPerDevice = int(positiveInt(getenv, "QUARANTINE_MAX_PER_DEVICE", 10000, &errs))
 	cfg.MQTTURL = mqttURL(getenv, "MQTT_URL", &errs)
@@ -133,6 +137,19 @@ func positiveInt(getenv func(string) string, name string, def int64, errs *[]err
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 1 {
 		*errs = append(*errs, fmt.Errorf("%s=%q: want a whole number of at least 1", name, v))
+		return def
+	}
+	return n
+}
+
+func intIn(getenv func(string) string, name string, def, lo, hi int64, errs *[]error) int64 {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		*errs = append(*errs, fmt.Errorf("%s=%q: want a whole number from %d to %d", name, v, lo, hi))
 		return def
 	}
 	return n

@@ -23,6 +23,7 @@ func TestLoadDefaults(t *testing.T) {
 	is.Equal(cfg.MaxSamplesPerRequest, 1000)
 	is.Equal(cfg.CacheTTL, 5*time.Second)
 	is.Equal(cfg.TZ, time.UTC)
+	is.Equal(cfg.SampleInterval, 5*time.Second)
 	is.Equal(len(cfg.CORSOrigins), 0)
 	is.Equal(cfg.QuarantineMaxPerDevice, 10000)
 	is.True(cfg.RequireDatabase() != nil) // DATABASE_URL has no default
@@ -45,10 +46,11 @@ func TestLoadReportsEveryBadVariableByName(t *testing.T) {
 		"MQTT_DISCOVERY_PREFIX":     "home/#",
 		"MQTT_TOPIC_PREFIX":         "sungrow//x",
 		"MQTT_MIN_INTERVAL_S":       "-1",
+		"SAMPLE_INTERVAL_S":         "3601",
 	}))
 	is.True(err != nil)
 	for _, name := range []string{"MAX_REQUEST_BYTES", "MAX_SAMPLES_PER_REQUEST", "CACHE_TTL_S", "SUNGROW_TZ", "CORS_ORIGINS",
-		"QUARANTINE_MAX_PER_DEVICE", "MQTT_URL", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX", "MQTT_MIN_INTERVAL_S"} {
+		"QUARANTINE_MAX_PER_DEVICE", "MQTT_URL", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX", "MQTT_MIN_INTERVAL_S", "SAMPLE_INTERVAL_S"} {
 		is.True(strings.Contains(err.Error(), name)) // each problem names its variable
 	}
 	is.True(!strings.Contains(err.Error(), "hunter2")) // never the broker's password
@@ -63,11 +65,13 @@ func TestLoadReadsValues(t *testing.T) {
 		"QUARANTINE_MAX_PER_DEVICE": "50",
 		"MQTT_URL":                  "mqtts://ha:s3cret@broker.example.com:8883",
 		"MQTT_MIN_INTERVAL_S":       "0.5",
+		"SAMPLE_INTERVAL_S":         "60",
 	}))
 	is.NoErr(err)
 	is.Equal(cfg.QuarantineMaxPerDevice, 50)
 	is.Equal(cfg.MQTTURL.Hostname(), "broker.example.com")
 	is.Equal(cfg.MQTTMinInterval, 500*time.Millisecond)
+	is.Equal(cfg.SampleInterval, time.Minute)
 	is.Equal(cfg.CacheTTL, time.Duration(0)) // 0 turns caching off
 	is.Equal(cfg.TZ.String(), "Europe/Brussels")
 	is.Equal(cfg.CORSOrigins, []string{"https://a.example.com", "http://localhost:3000"})

@@ -14,54 +14,69 @@ type SungrowAggregateZone struct {
 }
 
 type SungrowDaily struct {
-	DeviceID         string
-	Bucket           time.Time
-	AvgPvPowerW      float64
-	MaxPvPowerW      float64
-	AvgBatteryPowerW float64
-	AvgBatterySocPct float64
-	AvgLoadPowerW    float64
-	AvgExportPowerW  float64
-	SampleCount      int64
-	SumPvPowerW      float64
-	SumBatteryPowerW float64
-	SumBatterySocPct float64
-	SumLoadPowerW    float64
-	SumExportPowerW  float64
+	DeviceID             string
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumBatteryPowerW     float64
+	SumBatterySocPct     float64
+	SumLoadPowerW        float64
+	SumExportPowerW      float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	PvInverterKwh        *float64
 }
 
 type SungrowHourly struct {
-	DeviceID         string
-	Bucket           time.Time
-	AvgPvPowerW      float64
-	MaxPvPowerW      float64
-	AvgBatteryPowerW float64
-	AvgBatterySocPct float64
-	AvgLoadPowerW    float64
-	AvgExportPowerW  float64
-	SampleCount      int64
-	SumPvPowerW      float64
-	SumBatteryPowerW float64
-	SumBatterySocPct float64
-	SumLoadPowerW    float64
-	SumExportPowerW  float64
+	DeviceID             string
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumBatteryPowerW     float64
+	SumBatterySocPct     float64
+	SumLoadPowerW        float64
+	SumExportPowerW      float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	MaxPvDailyKwh        *float64
 }
 
 type SungrowMonthly struct {
-	DeviceID         string
-	Bucket           time.Time
-	AvgPvPowerW      float64
-	MaxPvPowerW      float64
-	AvgBatteryPowerW float64
-	AvgBatterySocPct float64
-	AvgLoadPowerW    float64
-	AvgExportPowerW  float64
-	SampleCount      int64
-	SumPvPowerW      float64
-	SumBatteryPowerW float64
-	SumBatterySocPct float64
-	SumLoadPowerW    float64
-	SumExportPowerW  float64
+	DeviceID             string
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumBatteryPowerW     float64
+	SumBatterySocPct     float64
+	SumLoadPowerW        float64
+	SumExportPowerW      float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	PvInverterKwh        *float64
 }
 
 type SungrowQuarantine struct {

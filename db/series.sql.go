@@ -75,7 +75,9 @@ func (q *Queries) RefreshUnlock(ctx context.Context, key int64) error {
 
 const seriesDaily = `-- name: SeriesDaily :many
 SELECT bucket, avg_pv_power_w, max_pv_power_w, avg_battery_power_w, avg_battery_soc_pct,
-       avg_load_power_w, avg_export_power_w, sample_count
+       avg_load_power_w, avg_export_power_w, sample_count,
+       sum_pv_power_w, sum_load_power_w, sum_grid_import_w, sum_grid_export_w,
+       sum_battery_charge_w, sum_battery_discharge_w, coalesce(pv_inverter_kwh, 'NaN')::float8 AS pv_inverter_kwh
 FROM sungrow_daily
 WHERE device_id = $1 AND bucket >= $2::timestamptz AND bucket < $3::timestamptz
 ORDER BY bucket
@@ -88,14 +90,21 @@ type SeriesDailyParams struct {
 }
 
 type SeriesDailyRow struct {
-	Bucket           time.Time
-	AvgPvPowerW      float64
-	MaxPvPowerW      float64
-	AvgBatteryPowerW float64
-	AvgBatterySocPct float64
-	AvgLoadPowerW    float64
-	AvgExportPowerW  float64
-	SampleCount      int64
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumLoadPowerW        float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	PvInverterKwh        float64
 }
 
 func (q *Queries) SeriesDaily(ctx context.Context, arg SeriesDailyParams) ([]SeriesDailyRow, error) {
@@ -116,6 +125,13 @@ func (q *Queries) SeriesDaily(ctx context.Context, arg SeriesDailyParams) ([]Ser
 			&i.AvgLoadPowerW,
 			&i.AvgExportPowerW,
 			&i.SampleCount,
+			&i.SumPvPowerW,
+			&i.SumLoadPowerW,
+			&i.SumGridImportW,
+			&i.SumGridExportW,
+			&i.SumBatteryChargeW,
+			&i.SumBatteryDischargeW,
+			&i.PvInverterKwh,
 		); err != nil {
 			return nil, err
 		}
@@ -129,7 +145,9 @@ func (q *Queries) SeriesDaily(ctx context.Context, arg SeriesDailyParams) ([]Ser
 
 const seriesHourly = `-- name: SeriesHourly :many
 SELECT bucket, avg_pv_power_w, max_pv_power_w, avg_battery_power_w, avg_battery_soc_pct,
-       avg_load_power_w, avg_export_power_w, sample_count
+       avg_load_power_w, avg_export_power_w, sample_count,
+       sum_pv_power_w, sum_load_power_w, sum_grid_import_w, sum_grid_export_w,
+       sum_battery_charge_w, sum_battery_discharge_w, 'NaN'::float8 AS pv_inverter_kwh
 FROM sungrow_hourly
 WHERE device_id = $1 AND bucket >= $2::timestamptz AND bucket < $3::timestamptz
 ORDER BY bucket
@@ -142,19 +160,31 @@ type SeriesHourlyParams struct {
 }
 
 type SeriesHourlyRow struct {
-	Bucket           time.Time
-	AvgPvPowerW      float64
-	MaxPvPowerW      float64
-	AvgBatteryPowerW float64
-	AvgBatterySocPct float64
-	AvgLoadPowerW    float64
-	AvgExportPowerW  float64
-	SampleCount      int64
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumLoadPowerW        float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	PvInverterKwh        float64
 }
 
 // Series buckets for GET /v1/series. Every series query returns the same columns:
-// averages weighted by sample_count, the maximum PV power, and the bucket's summed
-// sample_count. Ranges are half-open [from_ts, to_ts) and aligned to the buckets.
+// averages weighted by sample_count, the maximum PV power, the bucket's summed
+// sample_count, the energy sums in W·samples (the caller multiplies by the device's
+// sample interval) and pv_inverter_kwh, the sum over the bucket's local days of each
+// day's largest pv_daily_kwh: NaN on hourly buckets and where no sample carries the
+// counter (NaN, not NULL, because sqlc cannot type a nullable sum over a subquery, and
+// the rows of all series queries must have one type). Ranges are half-open
+// [from_ts, to_ts) and aligned to the buckets.
 func (q *Queries) SeriesHourly(ctx context.Context, arg SeriesHourlyParams) ([]SeriesHourlyRow, error) {
 	rows, err := q.db.Query(ctx, seriesHourly, arg.DeviceID, arg.FromTs, arg.ToTs)
 	if err != nil {
@@ -173,6 +203,13 @@ func (q *Queries) SeriesHourly(ctx context.Context, arg SeriesHourlyParams) ([]S
 			&i.AvgLoadPowerW,
 			&i.AvgExportPowerW,
 			&i.SampleCount,
+			&i.SumPvPowerW,
+			&i.SumLoadPowerW,
+			&i.SumGridImportW,
+			&i.SumGridExportW,
+			&i.SumBatteryChargeW,
+			&i.SumBatteryDischargeW,
+			&i.PvInverterKwh,
 		); err != nil {
 			return nil, err
 		}
@@ -186,7 +223,9 @@ func (q *Queries) SeriesHourly(ctx context.Context, arg SeriesHourlyParams) ([]S
 
 const seriesMonthly = `-- name: SeriesMonthly :many
 SELECT bucket, avg_pv_power_w, max_pv_power_w, avg_battery_power_w, avg_battery_soc_pct,
-       avg_load_power_w, avg_export_power_w, sample_count
+       avg_load_power_w, avg_export_power_w, sample_count,
+       sum_pv_power_w, sum_load_power_w, sum_grid_import_w, sum_grid_export_w,
+       sum_battery_charge_w, sum_battery_discharge_w, coalesce(pv_inverter_kwh, 'NaN')::float8 AS pv_inverter_kwh
 FROM sungrow_monthly
 WHERE device_id = $1 AND bucket >= $2::timestamptz AND bucket < $3::timestamptz
 ORDER BY bucket
@@ -199,14 +238,21 @@ type SeriesMonthlyParams struct {
 }
 
 type SeriesMonthlyRow struct {
-	Bucket           time.Time
-	AvgPvPowerW      float64
-	MaxPvPowerW      float64
-	AvgBatteryPowerW float64
-	AvgBatterySocPct float64
-	AvgLoadPowerW    float64
-	AvgExportPowerW  float64
-	SampleCount      int64
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumLoadPowerW        float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	PvInverterKwh        float64
 }
 
 func (q *Queries) SeriesMonthly(ctx context.Context, arg SeriesMonthlyParams) ([]SeriesMonthlyRow, error) {
@@ -227,6 +273,13 @@ func (q *Queries) SeriesMonthly(ctx context.Context, arg SeriesMonthlyParams) ([
 			&i.AvgLoadPowerW,
 			&i.AvgExportPowerW,
 			&i.SampleCount,
+			&i.SumPvPowerW,
+			&i.SumLoadPowerW,
+			&i.SumGridImportW,
+			&i.SumGridExportW,
+			&i.SumBatteryChargeW,
+			&i.SumBatteryDischargeW,
+			&i.PvInverterKwh,
 		); err != nil {
 			return nil, err
 		}
@@ -239,16 +292,39 @@ func (q *Queries) SeriesMonthly(ctx context.Context, arg SeriesMonthlyParams) ([
 }
 
 const seriesRaw = `-- name: SeriesRaw :many
-SELECT date_trunc($1::text, ts, $2::text)::timestamptz AS bucket,
-       (sum(pv_power_w * sample_count) / sum(sample_count))::float8 AS avg_pv_power_w,
-       max(pv_power_w)::float8 AS max_pv_power_w,
-       (sum(battery_power_w * sample_count) / sum(sample_count))::float8 AS avg_battery_power_w,
-       (sum(battery_soc_pct * sample_count) / sum(sample_count))::float8 AS avg_battery_soc_pct,
-       (sum(load_power_w * sample_count) / sum(sample_count))::float8 AS avg_load_power_w,
-       (sum(export_power_w * sample_count) / sum(sample_count))::float8 AS avg_export_power_w,
-       sum(sample_count)::bigint AS sample_count
-FROM sungrow_samples
-WHERE device_id = $3 AND ts >= $4::timestamptz AND ts < $5::timestamptz
+WITH days AS (
+    SELECT date_trunc('day', ts, $2::text) AS day,
+           sum(pv_power_w * sample_count) AS sum_pv_power_w, max(pv_power_w) AS max_pv_power_w,
+           sum(battery_power_w * sample_count) AS sum_battery_power_w,
+           sum(battery_soc_pct * sample_count) AS sum_battery_soc_pct,
+           sum(load_power_w * sample_count) AS sum_load_power_w,
+           sum(export_power_w * sample_count) AS sum_export_power_w,
+           sum(sample_count) AS sample_count,
+           sum(greatest(-export_power_w, 0) * sample_count) AS sum_grid_import_w,
+           sum(greatest(export_power_w, 0) * sample_count) AS sum_grid_export_w,
+           sum(greatest(battery_power_w, 0) * sample_count) AS sum_battery_charge_w,
+           sum(greatest(-battery_power_w, 0) * sample_count) AS sum_battery_discharge_w,
+           max(pv_daily_kwh) AS pv_inverter_kwh
+    FROM sungrow_samples
+    WHERE device_id = $3 AND ts >= $4::timestamptz AND ts < $5::timestamptz
+    GROUP BY 1
+)
+SELECT date_trunc($1::text, day, $2::text)::timestamptz AS bucket,
+       (sum(sum_pv_power_w) / sum(sample_count))::float8 AS avg_pv_power_w,
+       max(max_pv_power_w)::float8 AS max_pv_power_w,
+       (sum(sum_battery_power_w) / sum(sample_count))::float8 AS avg_battery_power_w,
+       (sum(sum_battery_soc_pct) / sum(sample_count))::float8 AS avg_battery_soc_pct,
+       (sum(sum_load_power_w) / sum(sample_count))::float8 AS avg_load_power_w,
+       (sum(sum_export_power_w) / sum(sample_count))::float8 AS avg_export_power_w,
+       sum(sample_count)::bigint AS sample_count,
+       sum(sum_pv_power_w)::float8 AS sum_pv_power_w,
+       sum(sum_load_power_w)::float8 AS sum_load_power_w,
+       sum(sum_grid_import_w)::float8 AS sum_grid_import_w,
+       sum(sum_grid_export_w)::float8 AS sum_grid_export_w,
+       sum(sum_battery_charge_w)::float8 AS sum_battery_charge_w,
+       sum(sum_battery_discharge_w)::float8 AS sum_battery_discharge_w,
+       coalesce(sum(pv_inverter_kwh), 'NaN')::float8 AS pv_inverter_kwh
+FROM days
 GROUP BY 1
 ORDER BY 1
 `
@@ -262,18 +338,25 @@ type SeriesRawParams struct {
 }
 
 type SeriesRawRow struct {
-	Bucket           time.Time
-	AvgPvPowerW      float64
-	MaxPvPowerW      float64
-	AvgBatteryPowerW float64
-	AvgBatterySocPct float64
-	AvgLoadPowerW    float64
-	AvgExportPowerW  float64
-	SampleCount      int64
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumLoadPowerW        float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	PvInverterKwh        float64
 }
 
-// The raw path (plain PostgreSQL, or no aggregates): the same numbers from the samples.
-// Hours are UTC hours, as in the hourly aggregate; days and months begin in @zone.
+// Days or months (@unit) beginning in @zone, from the samples: local days first, for
+// the inverter counter's daily maximum, then summed into the buckets.
 func (q *Queries) SeriesRaw(ctx context.Context, arg SeriesRawParams) ([]SeriesRawRow, error) {
 	rows, err := q.db.Query(ctx, seriesRaw,
 		arg.Unit,
@@ -298,6 +381,103 @@ func (q *Queries) SeriesRaw(ctx context.Context, arg SeriesRawParams) ([]SeriesR
 			&i.AvgLoadPowerW,
 			&i.AvgExportPowerW,
 			&i.SampleCount,
+			&i.SumPvPowerW,
+			&i.SumLoadPowerW,
+			&i.SumGridImportW,
+			&i.SumGridExportW,
+			&i.SumBatteryChargeW,
+			&i.SumBatteryDischargeW,
+			&i.PvInverterKwh,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const seriesRawHourly = `-- name: SeriesRawHourly :many
+SELECT date_trunc('hour', ts, $1::text)::timestamptz AS bucket,
+       (sum(pv_power_w * sample_count) / sum(sample_count))::float8 AS avg_pv_power_w,
+       max(pv_power_w)::float8 AS max_pv_power_w,
+       (sum(battery_power_w * sample_count) / sum(sample_count))::float8 AS avg_battery_power_w,
+       (sum(battery_soc_pct * sample_count) / sum(sample_count))::float8 AS avg_battery_soc_pct,
+       (sum(load_power_w * sample_count) / sum(sample_count))::float8 AS avg_load_power_w,
+       (sum(export_power_w * sample_count) / sum(sample_count))::float8 AS avg_export_power_w,
+       sum(sample_count)::bigint AS sample_count,
+       sum(pv_power_w * sample_count)::float8 AS sum_pv_power_w,
+       sum(load_power_w * sample_count)::float8 AS sum_load_power_w,
+       sum(greatest(-export_power_w, 0) * sample_count)::float8 AS sum_grid_import_w,
+       sum(greatest(export_power_w, 0) * sample_count)::float8 AS sum_grid_export_w,
+       sum(greatest(battery_power_w, 0) * sample_count)::float8 AS sum_battery_charge_w,
+       sum(greatest(-battery_power_w, 0) * sample_count)::float8 AS sum_battery_discharge_w,
+       'NaN'::float8 AS pv_inverter_kwh
+FROM sungrow_samples
+WHERE device_id = $2 AND ts >= $3::timestamptz AND ts < $4::timestamptz
+GROUP BY 1
+ORDER BY 1
+`
+
+type SeriesRawHourlyParams struct {
+	Zone     string
+	DeviceID string
+	FromTs   time.Time
+	ToTs     time.Time
+}
+
+type SeriesRawHourlyRow struct {
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumLoadPowerW        float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	PvInverterKwh        float64
+}
+
+// The raw path (plain PostgreSQL, or no aggregates): the same numbers from the samples.
+// Hours are truncated in @zone (UTC, as in the hourly aggregate, for whole-hour zones).
+func (q *Queries) SeriesRawHourly(ctx context.Context, arg SeriesRawHourlyParams) ([]SeriesRawHourlyRow, error) {
+	rows, err := q.db.Query(ctx, seriesRawHourly,
+		arg.Zone,
+		arg.DeviceID,
+		arg.FromTs,
+		arg.ToTs,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SeriesRawHourlyRow
+	for rows.Next() {
+		var i SeriesRawHourlyRow
+		if err := rows.Scan(
+			&i.Bucket,
+			&i.AvgPvPowerW,
+			&i.MaxPvPowerW,
+			&i.AvgBatteryPowerW,
+			&i.AvgBatterySocPct,
+			&i.AvgLoadPowerW,
+			&i.AvgExportPowerW,
+			&i.SampleCount,
+			&i.SumPvPowerW,
+			&i.SumLoadPowerW,
+			&i.SumGridImportW,
+			&i.SumGridExportW,
+			&i.SumBatteryChargeW,
+			&i.SumBatteryDischargeW,
+			&i.PvInverterKwh,
 		); err != nil {
 			return nil, err
 		}
@@ -310,16 +490,37 @@ func (q *Queries) SeriesRaw(ctx context.Context, arg SeriesRawParams) ([]SeriesR
 }
 
 const seriesRollupHourly = `-- name: SeriesRollupHourly :many
-SELECT date_trunc($1::text, bucket, $2::text)::timestamptz AS bucket,
+WITH days AS (
+    SELECT date_trunc('day', bucket, $2::text) AS day,
+           sum(sum_pv_power_w) AS sum_pv_power_w, max(max_pv_power_w) AS max_pv_power_w,
+           sum(sum_battery_power_w) AS sum_battery_power_w,
+           sum(sum_battery_soc_pct) AS sum_battery_soc_pct,
+           sum(sum_load_power_w) AS sum_load_power_w, sum(sum_export_power_w) AS sum_export_power_w,
+           sum(sample_count) AS sample_count,
+           sum(sum_grid_import_w) AS sum_grid_import_w, sum(sum_grid_export_w) AS sum_grid_export_w,
+           sum(sum_battery_charge_w) AS sum_battery_charge_w,
+           sum(sum_battery_discharge_w) AS sum_battery_discharge_w,
+           max(max_pv_daily_kwh) AS pv_inverter_kwh
+    FROM sungrow_hourly
+    WHERE device_id = $3 AND bucket >= $4::timestamptz AND bucket < $5::timestamptz
+    GROUP BY 1
+)
+SELECT date_trunc($1::text, day, $2::text)::timestamptz AS bucket,
        (sum(sum_pv_power_w) / sum(sample_count))::float8 AS avg_pv_power_w,
        max(max_pv_power_w)::float8 AS max_pv_power_w,
        (sum(sum_battery_power_w) / sum(sample_count))::float8 AS avg_battery_power_w,
        (sum(sum_battery_soc_pct) / sum(sample_count))::float8 AS avg_battery_soc_pct,
        (sum(sum_load_power_w) / sum(sample_count))::float8 AS avg_load_power_w,
        (sum(sum_export_power_w) / sum(sample_count))::float8 AS avg_export_power_w,
-       sum(sample_count)::bigint AS sample_count
-FROM sungrow_hourly
-WHERE device_id = $3 AND bucket >= $4::timestamptz AND bucket < $5::timestamptz
+       sum(sample_count)::bigint AS sample_count,
+       sum(sum_pv_power_w)::float8 AS sum_pv_power_w,
+       sum(sum_load_power_w)::float8 AS sum_load_power_w,
+       sum(sum_grid_import_w)::float8 AS sum_grid_import_w,
+       sum(sum_grid_export_w)::float8 AS sum_grid_export_w,
+       sum(sum_battery_charge_w)::float8 AS sum_battery_charge_w,
+       sum(sum_battery_discharge_w)::float8 AS sum_battery_discharge_w,
+       coalesce(sum(pv_inverter_kwh), 'NaN')::float8 AS pv_inverter_kwh
+FROM days
 GROUP BY 1
 ORDER BY 1
 `
@@ -333,18 +534,26 @@ type SeriesRollupHourlyParams struct {
 }
 
 type SeriesRollupHourlyRow struct {
-	Bucket           time.Time
-	AvgPvPowerW      float64
-	MaxPvPowerW      float64
-	AvgBatteryPowerW float64
-	AvgBatterySocPct float64
-	AvgLoadPowerW    float64
-	AvgExportPowerW  float64
-	SampleCount      int64
+	Bucket               time.Time
+	AvgPvPowerW          float64
+	MaxPvPowerW          float64
+	AvgBatteryPowerW     float64
+	AvgBatterySocPct     float64
+	AvgLoadPowerW        float64
+	AvgExportPowerW      float64
+	SampleCount          int64
+	SumPvPowerW          float64
+	SumLoadPowerW        float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	PvInverterKwh        float64
 }
 
 // Daily or monthly buckets in any zone, summed from the hourly aggregate: exact for
 // whole-hour zones, used when the daily/monthly aggregates were built in another zone.
+// Local days first, for the inverter counter's daily maximum.
 func (q *Queries) SeriesRollupHourly(ctx context.Context, arg SeriesRollupHourlyParams) ([]SeriesRollupHourlyRow, error) {
 	rows, err := q.db.Query(ctx, seriesRollupHourly,
 		arg.Unit,
@@ -369,6 +578,13 @@ func (q *Queries) SeriesRollupHourly(ctx context.Context, arg SeriesRollupHourly
 			&i.AvgLoadPowerW,
 			&i.AvgExportPowerW,
 			&i.SampleCount,
+			&i.SumPvPowerW,
+			&i.SumLoadPowerW,
+			&i.SumGridImportW,
+			&i.SumGridExportW,
+			&i.SumBatteryChargeW,
+			&i.SumBatteryDischargeW,
+			&i.PvInverterKwh,
 		); err != nil {
 			return nil, err
 		}

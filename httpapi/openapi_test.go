@@ -45,6 +45,7 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 	is.NoErr(err)
 	is.NoErr(doc.Validate(ctx)) // the document itself is valid OpenAPI 3.1
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/csv", openapi3filter.PlainBodyDecoder)
 	router, err := legacy.NewRouter(doc)
 	is.NoErr(err)
 
@@ -84,6 +85,8 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		{request{method: "GET", path: "/v1/realtime?device_id=" + device}, 401},
 		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=day&date=2026-02-15", token: token}, 200},
 		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=all", token: token}, 200},
+		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=day&date=2026-02-15&format=csv", token: token}, 200},
+		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=day&format=xml", token: token}, 422},
 		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=fortnight", token: token}, 422},
 		{request{method: "GET", path: "/v1/series?device_id=inverter-02&frame=day", token: token}, 403},
 		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=day"}, 401},

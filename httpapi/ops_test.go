@@ -213,10 +213,10 @@ func TestAccessLogHasOneLinePerRequestAndNoToken(t *testing.T) {
 type hangUpReader struct{ cancel context.CancelFunc }
 
 func (h hangUpReader) ParseDate(string, time.Time) (time.Time, error) { return time.Time{}, nil }
-func (h hangUpReader) Series(ctx context.Context, _, _ string, _ time.Time) ([]series.Bucket, error) {
+func (h hangUpReader) Series(ctx context.Context, _, _ string, _ time.Time) (series.Result, error) {
 	h.cancel()
 	<-ctx.Done()
-	return nil, fmt.Errorf("read day series: %w", ctx.Err())
+	return series.Result{}, fmt.Errorf("read day series: %w", ctx.Err())
 }
 
 func TestClientHangingUpIsNotAServerError(t *testing.T) {
@@ -242,10 +242,10 @@ func TestClientHangingUpIsNotAServerError(t *testing.T) {
 type panicReader struct{}
 
 func (panicReader) ParseDate(string, time.Time) (time.Time, error) { return time.Time{}, nil }
-func (panicReader) Series(context.Context, string, string, time.Time) ([]series.Bucket, error) {
+func (panicReader) Series(context.Context, string, string, time.Time) (series.Result, error) {
 	var m map[string]int
 	m["boom"]++ // a nil map write: a panic
-	return nil, nil
+	return series.Result{}, nil
 }
 
 func TestAHandlerPanicIsALogged500(t *testing.T) {

@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sungrow/sungrow/series"
@@ -14,7 +17,7 @@ import (
 type SeriesReader interface {
 	// ParseDate reads YYYY-MM-DD (empty: today) as local midnight in the series zone.
 	ParseDate(v string, now time.Time) (time.Time, error)
-	Series(ctx context.Context, deviceID, frame string, date time.Time) ([]series.Bucket, error)
+	Series(ctx context.Context, deviceID, frame string, date time.Time) (series.Result, error)
 }
 
 // LateDataNotifier is told the time span of every batch that stored new samples, so
@@ -24,12 +27,14 @@ type LateDataNotifier interface {
 	Touched(deviceID string, from, to time.Time)
 }
 
-// handleSeries answers with the buckets of one frame of the device's history.
+// handleSeries answers with the buckets of one frame of the device's history and their
+// totals, as JSON, or the buckets as CSV (format=csv, or Accept: text/csv).
 func handleSeries(logger *slog.Logger, reader SeriesReader, now func() time.Time) http.Handler {
 	type response struct {
 		DeviceID string          `json:"device_id"`
 		Frame    string          `json:"frame"`
 		Series   []series.Bucket `json:"series"`
+		Totals   series.Flows    `json:"totals"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		device, err := queryDevice(r)
@@ -52,16 +57,56 @@ func handleSeries(logger *slog.Logger, reader SeriesReader, now func() time.Time
 			respondError(w, r, logger, fieldErrors(map[string]string{"date": err.Error()}))
 			return
 		}
-		buckets, err := reader.Series(r.Context(), device, frame, date)
+		asCSV, err := wantsCSV(r)
 		if err != nil {
 			respondError(w, r, logger, err)
 			return
 		}
-		if buckets == nil {
-			buckets = []series.Bucket{} // "series": [], never null
+		res, err := reader.Series(r.Context(), device, frame, date)
+		if err != nil {
+			respondError(w, r, logger, err)
+			return
 		}
-		encode(w, http.StatusOK, response{DeviceID: device, Frame: frame, Series: buckets})
+		if asCSV {
+			name := fmt.Sprintf("sungrow-%s-%s-%s.csv", fileNamePart(device), frame, date.Format(time.DateOnly))
+			w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+			encodeCSV(w, res.Buckets)
+			return
+		}
+		if res.Buckets == nil {
+			res.Buckets = []series.Bucket{} // "series": [], never null
+		}
+		encode(w, http.StatusOK, response{DeviceID: device, Frame: frame, Series: res.Buckets, Totals: res.Totals})
 	})
+}
+
+// wantsCSV reads the format parameter (json, the default, or csv) and, without it, the
+// Accept header.
+func wantsCSV(r *http.Request) (bool, error) {
+	switch r.URL.Query().Get("format") {
+	case "csv":
+		return true, nil
+	case "json":
+		return false, nil
+	case "":
+		for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+			if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "text/csv" {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	return false, fieldErrors(map[string]string{"format": "want json or csv"})
+}
+
+// fileNamePart keeps the characters of s that are safe in a file name on every system.
+func fileNamePart(s string) string {
+	return strings.Map(func(c rune) rune {
+		if c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			return c
+		}
+		return '_'
+	}, s)
 }
 
 // withLateData tells late about the span of every batch store inserted new rows from.

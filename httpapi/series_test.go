@@ -29,7 +29,7 @@ var seriesNow = time.Date(2026, 2, 15, 14, 30, 0, 0, time.UTC)
 // seriesFixture is samples every 20 minutes from 2026-01-20 to just before seriesNow,
 // plus a few in 2025, with values that are exact in binary (whole and quarter numbers),
 // so sums come out the same whatever order a database adds them in, and sample_count
-// 1 to 3, so an unweighted average would differ.
+// 1 to 3, so an unweighted average would differ; the inverter counter on most samples.
 func seriesFixture() []telemetry.Sample {
 	var out []telemetry.Sample
 	add := func(ts time.Time, i int) { out = append(out, fixtureSample(ts, i)) }
@@ -50,8 +50,14 @@ func seriesFixture() []telemetry.Sample {
 
 // fixtureSample is the i-th sample of a fixture, with values exact in binary.
 func fixtureSample(ts time.Time, i int) telemetry.Sample {
+	var counter *float64 // the inverter counter on most samples
+	if i%5 != 0 {
+		v := float64(i%40) / 4
+		counter = &v
+	}
 	return telemetry.Sample{
-		DeviceID: device, TS: ts,
+		PVDailyKWh: counter,
+		DeviceID:   device, TS: ts,
 		PVPowerW:      float64((i*37)%3000) + 0.25,
 		BatteryPowerW: float64((i*53)%2000) - 1000,
 		BatterySoCPct: float64((i*7)%100) + 0.5,

@@ -117,15 +117,17 @@ func TestRefresherMaterializesLateSamplesForGood(t *testing.T) {
 		{"month", day(0), want},
 		{"all", day(0), want},
 	} {
-		fromAgg, err := agg.Series(ctx, dev, c.frame, c.date)
+		aggRes, err := agg.Series(ctx, dev, c.frame, c.date)
 		is.NoErr(err)
+		fromAgg := aggRes.Buckets
 		var got int64
 		for _, b := range fromAgg {
 			got += b.SampleCount
 		}
 		is.Equal(got, c.want) // nothing vanished
-		fromRaw, err := raw.Series(ctx, dev, c.frame, c.date)
+		rawRes, err := raw.Series(ctx, dev, c.frame, c.date)
 		is.NoErr(err)
+		fromRaw := rawRes.Buckets
 		is.Equal(len(fromAgg), len(fromRaw))
 		for i := range fromAgg {
 			sameBucket(t, fromAgg[i], fromRaw[i]) // the same answer on both paths
@@ -134,7 +136,7 @@ func TestRefresherMaterializesLateSamplesForGood(t *testing.T) {
 }
 
 // sameBucket checks two buckets agree: float sums added in another order may differ
-// in their last bits, so averages are compared to 1e-12 relative.
+// in their last bits, so averages and energy are compared to 1e-12 relative.
 func sameBucket(t *testing.T, a, b series.Bucket) {
 	t.Helper()
 	if !a.Bucket.Equal(b.Bucket) || a.SampleCount != b.SampleCount || a.MaxPVPowerW != b.MaxPVPowerW {
@@ -144,9 +146,12 @@ func sameBucket(t *testing.T, a, b series.Bucket) {
 		{a.AvgPVPowerW, b.AvgPVPowerW}, {a.AvgBatteryPowerW, b.AvgBatteryPowerW},
 		{a.AvgBatterySoCPct, b.AvgBatterySoCPct}, {a.AvgLoadPowerW, b.AvgLoadPowerW},
 		{a.AvgExportPowerW, b.AvgExportPowerW},
+		{a.PVKWh, b.PVKWh}, {a.LoadKWh, b.LoadKWh}, {a.GridImportKWh, b.GridImportKWh},
+		{a.GridExportKWh, b.GridExportKWh}, {a.BatteryChargeKWh, b.BatteryChargeKWh},
+		{a.BatteryDischargeKWh, b.BatteryDischargeKWh},
 	} {
 		if math.Abs(p[0]-p[1]) > 1e-12*math.Max(math.Abs(p[0]), math.Abs(p[1])) {
-			t.Fatalf("averages differ: %+v and %+v", a, b)
+			t.Fatalf("averages or energy differ: %+v and %+v", a, b)
 		}
 	}
 }

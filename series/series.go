@@ -1,13 +1,16 @@
 // Package series answers GET /v1/series: it maps each frame to the aggregate, bucket
 // size and range that serve it (one table, frames below), and reads the buckets either
 // from the TimescaleDB continuous aggregates or, where they are absent or were built in
-// another time zone, from the raw samples, with the same numbers either way.
+// another time zone, from the raw samples, with the same numbers either way. Each bucket
+// and each frame carries its energy in kWh (Energy, Flows), from per-sign power sums the
+// queries return and the device's sample interval applied here.
 package series
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -24,6 +27,101 @@ type Bucket struct {
 	AvgLoadPowerW    float64   `json:"avg_load_power_w"`
 	AvgExportPowerW  float64   `json:"avg_export_power_w"`
 	SampleCount      int64     `json:"sample_count"`
+	Flows
+}
+
+// Energy is what flowed over a span, in kWh. A sample stands for sample_count × the
+// device's sample interval at its powers; grid and battery flows are split by sign per
+// sample before summing, so opposite flows inside a bucket never net out.
+type Energy struct {
+	PVKWh               float64 `json:"pv_kwh"`
+	LoadKWh             float64 `json:"load_kwh"`
+	GridImportKWh       float64 `json:"grid_import_kwh"`       // from export_power_w < 0
+	GridExportKWh       float64 `json:"grid_export_kwh"`       // from export_power_w > 0
+	BatteryChargeKWh    float64 `json:"battery_charge_kwh"`    // from battery_power_w > 0
+	BatteryDischargeKWh float64 `json:"battery_discharge_kwh"` // from battery_power_w < 0
+}
+
+// Flows is the energy of a bucket or a frame and the figures that follow from it.
+type Flows struct {
+	Energy
+	// SelfConsumptionPct is 100 × (pv − export) / pv, clamped to 0–100; nil without pv.
+	SelfConsumptionPct *float64 `json:"self_consumption_pct"`
+	// AutarkyPct is 100 × (load − import) / load, clamped to 0–100; nil without load.
+	AutarkyPct *float64 `json:"autarky_pct"`
+	// BalanceKWh is pv + import + discharge − load − charge − export: what the
+	// measurements leave unexplained (conversion losses, meter error).
+	BalanceKWh float64 `json:"balance_kwh"`
+	// PVInverterKWh is the inverter's own figure: for each local day the largest
+	// pv_daily_kwh reported, summed over the days. Nil on hourly buckets and where no
+	// sample carries the counter.
+	PVInverterKWh *float64 `json:"pv_inverter_kwh"`
+}
+
+// Result is one frame: its buckets, ascending, and the flows over all of them.
+type Result struct {
+	Buckets []Bucket
+	Totals  Flows
+}
+
+// sums are a span's energy sums in W·samples, as the queries return them.
+type sums struct {
+	pv, load, gridImport, gridExport, charge, discharge float64
+	inverter                                            *float64 // kWh; nil: no counter
+}
+
+func (a *sums) add(b sums) {
+	a.pv += b.pv
+	a.load += b.load
+	a.gridImport += b.gridImport
+	a.gridExport += b.gridExport
+	a.charge += b.charge
+	a.discharge += b.discharge
+	if b.inverter != nil {
+		v := *b.inverter
+		if a.inverter != nil {
+			v += *a.inverter
+		}
+		a.inverter = &v
+	}
+}
+
+// flows converts sums to kWh for samples that each stand for interval.
+func (a sums) flows(interval time.Duration) Flows {
+	kwh := func(wSamples float64) float64 { return wSamples * interval.Seconds() / 3_600_000 }
+	e := Energy{
+		PVKWh: kwh(a.pv), LoadKWh: kwh(a.load), GridImportKWh: kwh(a.gridImport),
+		GridExportKWh: kwh(a.gridExport), BatteryChargeKWh: kwh(a.charge), BatteryDischargeKWh: kwh(a.discharge),
+	}
+	return Flows{
+		Energy:             e,
+		SelfConsumptionPct: pct(e.PVKWh-e.GridExportKWh, e.PVKWh),
+		AutarkyPct:         pct(e.LoadKWh-e.GridImportKWh, e.LoadKWh),
+		BalanceKWh: e.PVKWh + e.GridImportKWh + e.BatteryDischargeKWh -
+			e.LoadKWh - e.BatteryChargeKWh - e.GridExportKWh,
+		PVInverterKWh: a.inverter,
+	}
+}
+
+// pct is 100 × part / whole clamped to 0–100, nil when whole is 0.
+func pct(part, whole float64) *float64 {
+	if whole == 0 {
+		return nil
+	}
+	v := min(max(100*part/whole, 0), 100)
+	return &v
+}
+
+// IntervalFunc says how long one reading of a device stands for (SAMPLE_INTERVAL_S,
+// or the device's own setting).
+type IntervalFunc func(deviceID string) time.Duration
+
+// DefaultSampleInterval is the edge daemons' polling period (SAMPLE_INTERVAL_S unset).
+const DefaultSampleInterval = 5 * time.Second
+
+// FixedInterval is an IntervalFunc that gives every device d.
+func FixedInterval(d time.Duration) IntervalFunc {
+	return func(string) time.Duration { return d }
 }
 
 // Aggregate names a continuous aggregate.
@@ -166,6 +264,7 @@ type Service struct {
 	// hourZone is the zone hourly buckets are truncated in: UTC, unless UTC hours do
 	// not nest in loc's days (Asia/Kolkata), where they are loc's own hours.
 	hourZone string
+	interval IntervalFunc
 }
 
 func newService(q *db.Queries, loc *time.Location, path Path) *Service {
@@ -173,7 +272,15 @@ func newService(q *db.Queries, loc *time.Location, path Path) *Service {
 	if wholeHourZone(loc) {
 		hourZone = "UTC" // as in the hourly aggregate, on every path
 	}
-	return &Service{q: q, loc: loc, path: path, hourZone: hourZone}
+	return &Service{q: q, loc: loc, path: path, hourZone: hourZone, interval: FixedInterval(DefaultSampleInterval)}
+}
+
+// WithInterval returns a copy of s that reads each device's sample interval from f
+// (default: DefaultSampleInterval for every device).
+func (s *Service) WithInterval(f IntervalFunc) *Service {
+	c := *s
+	c.interval = f
+	return &c
 }
 
 // Open looks at the database once to choose the path: the aggregates if they exist,
@@ -239,28 +346,47 @@ func (s *Service) ParseDate(v string, now time.Time) (time.Time, error) {
 	return dayStart(d.Year(), d.Month(), d.Day(), s.loc), nil
 }
 
-// Series returns the buckets of the frame that covers date (a local midnight from
-// ParseDate), ascending, each stamped in the service's zone.
-func (s *Service) Series(ctx context.Context, deviceID, frameName string, date time.Time) ([]Bucket, error) {
+// Series returns the frame that covers date (a local midnight from ParseDate): its
+// buckets, ascending, each stamped in the service's zone, and its totals.
+func (s *Service) Series(ctx context.Context, deviceID, frameName string, date time.Time) (Result, error) {
 	f, ok := frames[frameName]
 	if !ok {
-		return nil, ErrUnknownFrame
+		return Result{}, ErrUnknownFrame
 	}
 	from, to := f.span(date)
 	rows, err := s.read(ctx, f.agg, deviceID, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("read %s series of %q from %s: %w", frameName, deviceID, s.path, err)
+		return Result{}, fmt.Errorf("read %s series of %q from %s: %w", frameName, deviceID, s.path, err)
 	}
-	out := make([]Bucket, len(rows))
+	interval := s.interval(deviceID)
+	res := Result{Buckets: make([]Bucket, len(rows))}
+	var total sums
 	for i, r := range rows {
-		out[i] = Bucket{
+		sm := sums{pv: r.SumPvPowerW, load: r.SumLoadPowerW, gridImport: r.SumGridImportW,
+			gridExport: r.SumGridExportW, charge: r.SumBatteryChargeW, discharge: r.SumBatteryDischargeW}
+		if !math.IsNaN(r.PvInverterKwh) { // NaN: no counter (see queries/series.sql)
+			v := r.PvInverterKwh
+			sm.inverter = &v
+		}
+		total.add(sm)
+		res.Buckets[i] = Bucket{
 			Bucket: r.Bucket.In(s.loc), AvgPVPowerW: r.AvgPvPowerW, MaxPVPowerW: r.MaxPvPowerW,
 			AvgBatteryPowerW: r.AvgBatteryPowerW, AvgBatterySoCPct: r.AvgBatterySocPct,
 			AvgLoadPowerW: r.AvgLoadPowerW, AvgExportPowerW: r.AvgExportPowerW,
-			SampleCount: r.SampleCount,
+			SampleCount: r.SampleCount, Flows: sm.flows(interval),
 		}
 	}
-	return out, nil
+	res.Totals = total.flows(interval)
+	return res, nil
+}
+
+// AllTime is the energy of the device's whole history: the totals of frame=all.
+func (s *Service) AllTime(ctx context.Context, deviceID string) (Energy, error) {
+	res, err := s.Series(ctx, deviceID, "all", time.Time{})
+	if err != nil {
+		return Energy{}, err
+	}
+	return res.Totals.Energy, nil
 }
 
 // read runs the one query that serves agg's buckets on this service's path. The row
@@ -271,6 +397,8 @@ func (s *Service) read(ctx context.Context, agg Aggregate, device string, from, 
 		zone = s.hourZone
 	}
 	switch {
+	case s.path == PathRaw && agg == Hourly:
+		return convert(s.q.SeriesRawHourly(ctx, db.SeriesRawHourlyParams{Zone: zone, DeviceID: device, FromTs: from, ToTs: to}))
 	case s.path == PathRaw:
 		return s.q.SeriesRaw(ctx, db.SeriesRawParams{Unit: agg.unit(), Zone: zone, DeviceID: device, FromTs: from, ToTs: to})
 	case agg == Hourly:
@@ -285,7 +413,7 @@ func (s *Service) read(ctx context.Context, agg Aggregate, device string, from, 
 }
 
 type row interface {
-	db.SeriesHourlyRow | db.SeriesDailyRow | db.SeriesMonthlyRow | db.SeriesRollupHourlyRow
+	db.SeriesHourlyRow | db.SeriesDailyRow | db.SeriesMonthlyRow | db.SeriesRollupHourlyRow | db.SeriesRawHourlyRow
 }
 
 func convert[R row](rows []R, err error) ([]db.SeriesRawRow, error) {

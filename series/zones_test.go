@@ -49,8 +49,9 @@ func TestDaysInAwkwardZones(t *testing.T) {
 			date, err := svc.ParseDate(tt.date, anyNow)
 			is.NoErr(err)
 			is.True(date.Equal(tt.first)) // the day begins where PostgreSQL begins it
-			buckets, err := svc.Series(context.Background(), dev, "day", date)
+			res, err := svc.Series(context.Background(), dev, "day", date)
 			is.NoErr(err)
+			buckets := res.Buckets
 			is.Equal(len(buckets), tt.buckets)
 			is.True(buckets[0].Bucket.Equal(tt.first)) // no bucket of the evening before
 			civil, err := time.Parse(time.DateOnly, tt.date)

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/sungrow/sungrow/series"
 	"github.com/sungrow/sungrow/telemetry"
 )
 
@@ -86,6 +87,21 @@ type Generator struct {
 	cloud     float64 // passing clouds, a mean-reverting random walk
 	tempC     float64 // battery temperature
 	appliance applianceRun
+	flows     flowSums // of the samples yielded so far, for Ledger
+}
+
+// flowSums are power sums over samples in W·samples, split by sign per sample as the
+// server splits them.
+type flowSums struct{ pv, load, imp, exp, charge, discharge float64 }
+
+// Ledger is the exact energy of the samples a Generator has yielded. The generator
+// knows every sample's flows, so this is what GET /v1/series must total to over them.
+type Ledger struct {
+	series.Energy
+	// BatteryLossKWh is what the battery's conversion took: charge × (1 − η) +
+	// discharge × (1/η − 1), η the one-way efficiency. The samples are measured outside
+	// the battery, so the series' balance_kwh stays within it.
+	BatteryLossKWh float64 `json:"battery_loss_kwh"`
 }
 
 // applianceRun is a kettle, oven or washing machine: a block of power for a while.
@@ -143,9 +159,29 @@ func (g *Generator) First() time.Time { return g.cfg.Start }
 func (g *Generator) Next(buf []telemetry.Sample, n int) []telemetry.Sample {
 	buf = buf[:0]
 	for len(buf) < n && g.next.Before(g.cfg.End) {
-		buf = append(buf, g.step())
+		s := g.step()
+		g.flows.pv += s.PVPowerW
+		g.flows.load += s.LoadPowerW
+		g.flows.imp += math.Max(-s.ExportPowerW, 0)
+		g.flows.exp += math.Max(s.ExportPowerW, 0)
+		g.flows.charge += math.Max(s.BatteryPowerW, 0)
+		g.flows.discharge += math.Max(-s.BatteryPowerW, 0)
+		buf = append(buf, s)
 	}
 	return buf
+}
+
+// Ledger is the energy of every sample Next has returned so far (each stands for one
+// interval: sample_count 1).
+func (g *Generator) Ledger() Ledger {
+	kwh := func(wSamples float64) float64 { return wSamples * g.cfg.Interval.Seconds() / 3_600_000 }
+	e := series.Energy{
+		PVKWh: kwh(g.flows.pv), LoadKWh: kwh(g.flows.load),
+		GridImportKWh: kwh(g.flows.imp), GridExportKWh: kwh(g.flows.exp),
+		BatteryChargeKWh: kwh(g.flows.charge), BatteryDischargeKWh: kwh(g.flows.discharge),
+	}
+	return Ledger{Energy: e, BatteryLossKWh: e.BatteryChargeKWh*(1-batteryEfficiency) +
+		e.BatteryDischargeKWh*(1/batteryEfficiency-1)}
 }
 
 // step advances the installation by one interval and returns the sample at its start.

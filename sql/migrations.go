@@ -12,6 +12,18 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
+// Migrations that create the series aggregates (empty, WITH NO DATA: a refresh cannot
+// run inside their transaction), so `sungrow migrate` materializes them afterwards.
+const (
+	AggregatesVersion       = 2 // 00002_aggregates.sql
+	EnergyAggregatesVersion = 4 // 00004_energy.sql, whose Down rebuilds version 2's views
+)
+
+// BuildsAggregates reports whether applying migration version creates the aggregates.
+func BuildsAggregates(version int64) bool {
+	return version == AggregatesVersion || version == EnergyAggregatesVersion
+}
+
 //go:embed *.sql
 var migrations embed.FS
 

@@ -23,7 +23,9 @@ func TestDashboardQuarantineNotice(t *testing.T) {
 
 	d := testenv.New(t, testenv.Postgres)
 	store := telemetry.NewStore(d.Pool)
-	server := httptest.NewServer(dashboardServer(t, d, store))
+	const device = "inverter-quarantine"
+	now := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC) // pinned: nothing here depends on the date
+	server := httptest.NewServer(dashboardServer(t, d, store, device, time.UTC, func() time.Time { return now }))
 	t.Cleanup(server.Close)
 	srv := server.URL
 	sample := func(ts string, soc float64) map[string]any {
@@ -32,7 +34,7 @@ func TestDashboardQuarantineNotice(t *testing.T) {
 	}
 	// A live reading, so the page has one; then a reset clock with a failed SoC read, and
 	// a plausible time with a failed SoC read (neither depends on today's date).
-	ingest(t, srv, sample(time.Now().UTC().Format(time.RFC3339), 50))
+	ingest(t, srv, sample(now.Format(time.RFC3339), 50))
 	ingest(t, srv, sample("1970-01-01T00:00:10Z", 255))
 	ingest(t, srv, sample("2020-06-01T12:00:00Z", 255))
 

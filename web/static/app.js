@@ -149,6 +149,7 @@
     }
     $('prev').addEventListener('click', () => navigate(-1));
     $('next').addEventListener('click', () => navigate(1));
+    $('csv').addEventListener('click', downloadCSV);
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible' && st.token) poll();
     });
@@ -373,7 +374,7 @@
     try {
       const { body } = await api(q);
       if (seq !== st.seriesSeq) return;
-      showSeries(frame, date, body.series || []);
+      showSeries(frame, date, body.series || [], body.totals);
     } catch (e) {
       if (seq !== st.seriesSeq) return;
       if (e.status === 401) {
@@ -437,32 +438,12 @@
     return p.month;
   }
 
-  // nominalEnd is when the bucket after p begins, in ms, assuming the zone's offset does
-  // not change inside it; a following bucket in the data, when there is one, is exact.
-  function nominalEnd(frame, p) {
-    if (frame === 'day') return p.t + 3600e3;
-    const d = parseDay(p.day);
-    if (frame === 'week' || frame === 'month') d.setUTCDate(d.getUTCDate() + 1);
-    else d.setUTCMonth(d.getUTCMonth() + 1, 1);
-    return p.t + (d - parseDay(frame === 'week' || frame === 'month' ? p.day : p.month + '-01'));
-  }
-
   function buildSlots(frame, day, rows) {
     const parsed = rows.map(parseBucket).filter(Boolean).sort((a, b) => a.t - b.t);
-    const now = Date.now() + st.skewMs;
-    // Energy in kWh: a bucket's average power times the time it covers (up to now for
-    // the bucket still filling). Averages are weighted by sample_count server-side.
-    parsed.forEach((p, i) => {
-      const next = parsed[i + 1];
-      const nominal = nominalEnd(frame, p);
-      let end = next && Math.abs(next.t - nominal) <= 3600e3 ? next.t : nominal;
-      end = Math.min(end, now);
-      p.hours = Math.max(0, (end - p.t) / 3600e3);
-      const kwh = (w) => (w * p.hours) / 1000;
-      p.pv = kwh(p.b.avg_pv_power_w);
-      p.house = kwh(p.b.avg_load_power_w);
-      p.grid = kwh(p.b.avg_export_power_w);
-      p.battery = kwh(p.b.avg_battery_power_w);
+    // Energy in kWh as the server integrated it: per sample, flows split by sign.
+    parsed.forEach((p) => {
+      p.pv = p.b.pv_kwh;
+      p.house = p.b.load_kwh;
       p.soc = p.b.avg_battery_soc_pct;
     });
     const byKey = new Map();
@@ -496,31 +477,71 @@
     return { short: frame === 'all' ? fmtMonthShort.format(d) + ' ' + String(d.getUTCFullYear()).slice(2) : fmtMonthShort.format(d), long: fmtMonthYearShort.format(d) };
   }
 
-  function showSeries(frame, requested, rows) {
+  function showSeries(frame, requested, rows, totals) {
     // Without a date the server showed its today; the first bucket says which day that is.
     const first = rows.length ? parseBucket(rows[0]) : null;
     const day = requested || (first ? first.day : todayHere());
     const { slots, parsed } = buildSlots(frame, day, rows);
     st.shownDate = frame === 'all' ? st.shownDate : day;
     renderPeriod(frame, day);
-    renderTotals(parsed, frame);
+    renderTotals(parsed, frame, totals);
     drawChart({ frame, day: frame === 'all' ? '' : day, slots, count: parsed.length });
   }
 
-  function renderTotals(parsed, frame) {
-    const sum = (f) => parsed.reduce((a, p) => a + f(p), 0);
+  // renderTotals shows the frame's energy from the server's totals, each tile carrying
+  // its field and exact value (data-field, data-value) for whoever checks the page.
+  function renderTotals(parsed, frame, totals) {
+    const t = parsed.length && totals ? totals : null;
     const tiles = [
-      ['pv', 'Solar', sum((p) => p.pv)],
-      ['house', 'Home', sum((p) => p.house)],
-      ['import', 'Grid import', sum((p) => Math.max(0, -p.grid))],
-      ['export', 'Grid export', sum((p) => Math.max(0, p.grid))],
-      ['battery', 'Battery in', sum((p) => Math.max(0, p.battery))],
-      ['battery', 'Battery out', sum((p) => Math.max(0, -p.battery))],
+      ['pv', 'Solar', 'pv_kwh'],
+      ['house', 'Home', 'load_kwh'],
+      ['import', 'Grid import', 'grid_import_kwh'],
+      ['export', 'Grid export', 'grid_export_kwh'],
+      ['battery', 'Battery charge', 'battery_charge_kwh'],
+      ['battery', 'Battery discharge', 'battery_discharge_kwh'],
+      ['pv', 'Self-consumption', 'self_consumption_pct'],
+      ['house', 'Autarky', 'autarky_pct'],
     ];
+    const nodes = tiles.map(([cls, k, field]) => {
+      const v = t ? t[field] : null;
+      const text = v == null ? '–' : field.endsWith('_pct') ? Math.round(v) + ' %' : fmtKWh(v);
+      const node = tile(cls, k, text);
+      node.dataset.field = field;
+      if (v != null) node.dataset.value = String(v);
+      return node;
+    });
     const peak = parsed.reduce((a, p) => Math.max(a, p.b.max_pv_power_w || 0), 0);
-    const nodes = tiles.map(([cls, k, v]) => tile(cls, k, parsed.length ? fmtKWh(v) : '–'));
     if (frame === 'day' || frame === 'week') nodes.push(tile('pv', 'Solar peak', parsed.length ? fmtW(peak) : '–'));
     $('totals').replaceChildren(...nodes);
+    $('csv').disabled = !parsed.length;
+  }
+
+  // downloadCSV fetches the frame on screen as CSV with the token in the header (never
+  // in a URL) and saves it under the name the server gives.
+  async function downloadCSV() {
+    const frame = st.frame;
+    let q = '/v1/series?device_id=' + encodeURIComponent(st.device) + '&frame=' + frame + '&format=csv';
+    if (frame !== 'all' && (st.date || st.shownDate)) q += '&date=' + (st.date || st.shownDate);
+    const btn = $('csv');
+    btn.disabled = true;
+    try {
+      const res = await fetch(q, { headers: { Authorization: 'Bearer ' + st.token }, cache: 'no-store', credentials: 'omit' });
+      if (!res.ok) throw new HttpError(res.status, 'HTTP ' + res.status);
+      const blob = await res.blob();
+      const m = /filename="?([^";]+)"?/.exec(res.headers.get('Content-Disposition') || '');
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = m ? m[1] : 'sungrow-' + frame + '.csv';
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60e3);
+    } catch (e) {
+      if (e.status === 401) signOut('The server no longer accepts this token.');
+      else $('chart-msg').textContent = 'Could not download the CSV: ' + e.message;
+    } finally {
+      btn.disabled = false;
+    }
   }
 
   function tile(cls, k, v) {

@@ -86,7 +86,7 @@ func run() error {
 	for _, frame := range []string{"day", "week", "month", "year", "all"} {
 		err := measure("frame="+frame, func() (int, error) {
 			b, err := svc.Series(ctx, "bench-device", frame, d)
-			return len(b), err
+			return len(b.Buckets), err
 		})
 		if err != nil {
 			return err
