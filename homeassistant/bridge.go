@@ -33,6 +33,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/sungrow/sungrow/metrics"
+	"github.com/sungrow/sungrow/series"
 	"github.com/sungrow/sungrow/telemetry"
 )
 
@@ -45,15 +46,15 @@ type Options struct {
 	TopicPrefix     string // heads the state and status topics
 	// MinInterval is the least time between two state messages of a device.
 	MinInterval time.Duration
-	Version     string   // sungrow's, shown as the devices' sw_version
+	Version     string // sungrow's, shown as the devices' sw_version
 	// Devices are the devices that have a token. A device with samples but none
 	// (its token was removed) gets its discovery configs and state cleared, so it
 	// leaves Home Assistant. Nil: every device with samples is shown.
 	Devices []string
-	Samples     Samples
-	Energy      EnergyReader
-	Logger      *slog.Logger
-	Metrics     *metrics.Metrics
+	Samples Samples
+	Energy  EnergyReader
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
 	// Backoff is the wait before connection attempt n (0: the first); nil: 1 s growing
 	// to at most 30 s, jittered.
 	Backoff func(n int) time.Duration
@@ -94,21 +95,21 @@ type Bridge struct {
 	// lastConnectError is the last failed attempt's message, "" once connected.
 	lastConnectError string
 	devices          map[string]*device
-	tops             map[string]Energy // by slug: the highest totals seen retained on the broker
+	tops             map[string]series.Energy // by slug: the highest totals seen retained on the broker
 }
 
 // device is what the bridge remembers of one device.
 type device struct {
 	slug      string
-	dirty     bool      // stored samples not yet in a published state
-	lastSent  time.Time // when the last state went out
-	announced bool      // discovery configs published on this connection
-	removed   bool      // has samples but no token: cleared, not announced
-	cleared   bool      // its configs were cleared on this connection
-	top       Energy    // the totals last published
+	dirty     bool          // stored samples not yet in a published state
+	lastSent  time.Time     // when the last state went out
+	announced bool          // discovery configs published on this connection
+	removed   bool          // has samples but no token: cleared, not announced
+	cleared   bool          // its configs were cleared on this connection
+	top       series.Energy // the totals last published
 	// energy is the last read of the totals; stale: a batch was stored since;
 	// energyNext: the earliest time they may be read again (see energyCostFactor).
-	energy     Energy
+	energy     series.Energy
 	hasEnergy  bool
 	stale      bool
 	energyNext time.Time
@@ -143,7 +144,7 @@ func Start(ctx context.Context, opts Options) (*Bridge, error) {
 		cancel:  cancel,
 		done:    make(chan struct{}),
 		devices: map[string]*device{},
-		tops:    map[string]Energy{},
+		tops:    map[string]series.Energy{},
 	}
 	for _, d := range opts.Devices {
 		b.device(d)

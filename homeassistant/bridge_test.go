@@ -20,6 +20,7 @@ import (
 	"github.com/sungrow/sungrow/homeassistant"
 	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/metrics"
+	"github.com/sungrow/sungrow/series"
 	"github.com/sungrow/sungrow/telemetry"
 )
 
@@ -51,12 +52,12 @@ func lastState(msgs []testenv.MQTTMessage, topic string) (map[string]any, bool) 
 // fixedEnergy is an EnergyReader whose totals the test sets; each read takes delay.
 type fixedEnergy struct {
 	mu    sync.Mutex
-	e     map[string]homeassistant.Energy
+	e     map[string]series.Energy
 	delay time.Duration
 	reads int
 }
 
-func (f *fixedEnergy) AllTime(_ context.Context, device string) (homeassistant.Energy, error) {
+func (f *fixedEnergy) AllTime(_ context.Context, device string) (series.Energy, error) {
 	f.mu.Lock()
 	delay := f.delay
 	f.reads++
@@ -73,11 +74,11 @@ func (f *fixedEnergy) readCount() int {
 	return f.reads
 }
 
-func (f *fixedEnergy) set(device string, e homeassistant.Energy) {
+func (f *fixedEnergy) set(device string, e series.Energy) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.e == nil {
-		f.e = map[string]homeassistant.Energy{}
+		f.e = map[string]series.Energy{}
 	}
 	f.e[device] = e
 }
@@ -304,7 +305,7 @@ func TestHomeAssistantComingOnlineGetsDiscoveryAndStateAgain(t *testing.T) {
 	store := telemetry.NewStore(d.Pool)
 	newest := insert(t, store, "inverter-01", 0, 3, 1500)
 	energy := &fixedEnergy{}
-	energy.set("inverter-01", homeassistant.Energy{PVKWh: 12.5})
+	energy.set("inverter-01", series.Energy{PVKWh: 12.5})
 	rec := testenv.RecordMQTT(t, broker)
 	startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, min: 50 * time.Millisecond})
 	testenv.Await(t, "discovery", 30*time.Second, func() bool { return len(configs(rec.Since(0))) == 12 })
@@ -345,7 +346,7 @@ func TestStateFollowsStoredBatchesAndTotalsNeverDecrease(t *testing.T) {
 	began := time.Now()
 	for i := range 10 {
 		newest = insert(t, store, "inverter-01", time.Duration(i)*time.Minute, 3, float64(1000+i))
-		energy.set("inverter-01", homeassistant.Energy{PVKWh: float64(i + 1), LoadKWh: 100})
+		energy.set("inverter-01", series.Energy{PVKWh: float64(i + 1), LoadKWh: 100})
 		b.Stored("inverter-01", newest)
 	}
 	burst := time.Since(began)
@@ -368,7 +369,7 @@ func TestStateFollowsStoredBatchesAndTotalsNeverDecrease(t *testing.T) {
 
 	// The same total summed in another order comes out a hair lower: published as before.
 	mark := rec.Count()
-	energy.set("inverter-01", homeassistant.Energy{PVKWh: 10 * (1 - 1e-14), LoadKWh: 100 * (1 - 1e-14)})
+	energy.set("inverter-01", series.Energy{PVKWh: 10 * (1 - 1e-14), LoadKWh: 100 * (1 - 1e-14)})
 	b.Stored("inverter-01", newest)
 	testenv.Await(t, "a state", 30*time.Second, func() bool { _, ok := lastState(rec.Since(mark), topic); return ok })
 	st, _ = lastState(rec.Since(mark), topic)
@@ -394,7 +395,7 @@ func TestSlowTotalsAreReadSparinglyAndStillArrive(t *testing.T) {
 	began := time.Now()
 	for i := range 20 {
 		newest = insert(t, store, "inverter-01", time.Duration(i)*time.Minute, 1, float64(1000+i))
-		energy.set("inverter-01", homeassistant.Energy{PVKWh: float64(i + 1)})
+		energy.set("inverter-01", series.Energy{PVKWh: float64(i + 1)})
 		b.Stored("inverter-01", newest)
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -421,7 +422,7 @@ func TestBrokerRestartRepublishesDiscoveryAndNewestState(t *testing.T) {
 	store := telemetry.NewStore(d.Pool)
 	insert(t, store, "inverter-01", 0, 3, 1500)
 	energy := &fixedEnergy{}
-	energy.set("inverter-01", homeassistant.Energy{PVKWh: 1})
+	energy.set("inverter-01", series.Energy{PVKWh: 1})
 	m := metrics.New()
 	b := startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, min: 100 * time.Millisecond, metrics: m})
 	rec := testenv.RecordMQTT(t, broker)
@@ -434,7 +435,7 @@ func TestBrokerRestartRepublishesDiscoveryAndNewestState(t *testing.T) {
 	mark := rec.Count()
 	// Ingest goes on while the broker is away; the bridge only remembers the device.
 	newest := insert(t, store, "inverter-01", time.Hour, 3, 2222)
-	energy.set("inverter-01", homeassistant.Energy{PVKWh: 2})
+	energy.set("inverter-01", series.Energy{PVKWh: 2})
 	done := make(chan struct{})
 	go func() { b.Stored("inverter-01", newest); close(done) }()
 	select {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/matryer/is"
+
+	"github.com/sungrow/sungrow/series"
 )
 
 func TestStateIsSentAtMostOncePerWindowAndTheLastIsNeverLost(t *testing.T) {
@@ -69,8 +71,8 @@ func TestStaleTotalsFollowWhenTheirEnergyWindowEnds(t *testing.T) {
 
 func TestMonotoneKeepsTotalsFromWobblingDownButNotFromAReset(t *testing.T) {
 	is := is.New(t)
-	top := Energy{PVKWh: 1000, LoadKWh: 800, GridImportKWh: 0, GridExportKWh: 50}
-	next := Energy{
+	top := series.Energy{PVKWh: 1000, LoadKWh: 800, GridImportKWh: 0, GridExportKWh: 50}
+	next := series.Energy{
 		PVKWh:         1000 * (1 - 1e-13), // the same sum in another order
 		LoadKWh:       800.5,              // grew
 		GridImportKWh: 0,

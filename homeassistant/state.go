@@ -4,23 +4,14 @@ import (
 	"context"
 	"time"
 
+	"github.com/sungrow/sungrow/series"
 	"github.com/sungrow/sungrow/telemetry"
 )
-
-// Energy is a device's cumulative energy in kWh since its first sample.
-type Energy struct {
-	PVKWh               float64 `json:"pv_kwh"`
-	LoadKWh             float64 `json:"load_kwh"`
-	GridImportKWh       float64 `json:"grid_import_kwh"`
-	GridExportKWh       float64 `json:"grid_export_kwh"`
-	BatteryChargeKWh    float64 `json:"battery_charge_kwh"`
-	BatteryDischargeKWh float64 `json:"battery_discharge_kwh"`
-}
 
 // EnergyReader gives a device's cumulative energy: series.Service.AllTime, the totals
 // of frame=all, so Home Assistant shows what GET /v1/series says.
 type EnergyReader interface {
-	AllTime(ctx context.Context, deviceID string) (Energy, error)
+	AllTime(ctx context.Context, deviceID string) (series.Energy, error)
 }
 
 // Samples is what the bridge reads of the samples; telemetry.Store is the real one.
@@ -40,7 +31,7 @@ type state struct {
 	BatteryPowerW float64   `json:"battery_power_w"`
 	BatterySoCPct float64   `json:"battery_soc_pct"`
 	BatteryTempC  *float64  `json:"battery_temp_c"` // null: Home Assistant shows unknown
-	Energy
+	series.Energy
 }
 
 // wobble is how far below an earlier total a new one may fall and still be the same
@@ -55,14 +46,14 @@ const wobble = 1e-9
 // sensor as faulty; so a total that is below top by no more than floating-point
 // wobble publishes top instead. A real decrease (samples deleted) is published as it
 // is: that is a reset, and Home Assistant should see one.
-func monotone(next, top Energy) Energy {
+func monotone(next, top series.Energy) series.Energy {
 	keep := func(n, t float64) float64 {
 		if n < t && t-n <= wobble*t+wobble {
 			return t
 		}
 		return n
 	}
-	return Energy{
+	return series.Energy{
 		PVKWh:               keep(next.PVKWh, top.PVKWh),
 		LoadKWh:             keep(next.LoadKWh, top.LoadKWh),
 		GridImportKWh:       keep(next.GridImportKWh, top.GridImportKWh),
@@ -73,8 +64,8 @@ func monotone(next, top Energy) Energy {
 }
 
 // higher is the larger of each total, for remembering the top.
-func higher(a, b Energy) Energy {
-	return Energy{
+func higher(a, b series.Energy) series.Energy {
+	return series.Energy{
 		PVKWh:               max(a.PVKWh, b.PVKWh),
 		LoadKWh:             max(a.LoadKWh, b.LoadKWh),
 		GridImportKWh:       max(a.GridImportKWh, b.GridImportKWh),
