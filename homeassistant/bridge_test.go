@@ -240,7 +240,7 @@ func TestDiscoveryConfigsFollowTheSensorSchemaAndSurviveRestarts(t *testing.T) {
 	energy := &fixedEnergy{}
 	rec := testenv.RecordMQTT(t, broker)
 	m := metrics.New()
-	setup := bridgeSetup{broker: broker, samples: store, energy: energy, devices: []string{"inverter-01", "no-data-yet"}, metrics: m}
+	setup := bridgeSetup{broker: broker, samples: store, energy: energy, devices: []string{"inverter-01", "Roof/West #2", "no-data-yet"}, metrics: m}
 	b := startBridge(t, setup)
 
 	slugs := map[string]string{"inverter-01": "inverter-01"}
