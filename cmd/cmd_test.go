@@ -137,7 +137,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad max bytes", "MAX_REQUEST_BYTES", "lots", "MAX_REQUEST_BYTES"},
 		{"zero max samples", "MAX_SAMPLES_PER_REQUEST", "0", "MAX_SAMPLES_PER_REQUEST"},
 		{"negative ttl", "CACHE_TTL_S", "-1", "CACHE_TTL_S"},
-		{"no tokens", "DEVICE_TOKENS", "", "DEVICE_TOKENS"},
+		{"device id with braces", "DEVICE_TOKENS", "secret-token:dev{1}", "DEVICE_TOKENS"},
 		{"token without device", "DEVICE_TOKENS", "secret-token", "DEVICE_TOKENS"},
 		{"no database", "DATABASE_URL", "", "DATABASE_URL"},
 		{"bad log level", "LOG_LEVEL", "loud", "LOG_LEVEL"},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sungrow/sungrow/cache"
 	"github.com/sungrow/sungrow/config"
+	"github.com/sungrow/sungrow/devices"
 	"github.com/sungrow/sungrow/homeassistant"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/metrics"
@@ -48,7 +49,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	tokens, err := config.ParseDeviceTokens(e.getenv("DEVICE_TOKENS"))
+	envTokens, err := config.ParseDeviceTokens(e.getenv("DEVICE_TOKENS"))
 	if err != nil {
 		return err
 	}
@@ -81,20 +82,39 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		realtime = rc
 	}
 
+	registry, err := devices.Open(ctx, pool, envTokens, devices.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	// The registry outlives the HTTP server by a moment: it writes the last uses the
+	// final requests queued after they are done.
+	registryCtx, stopRegistry := context.WithCancel(context.WithoutCancel(ctx))
+	registryDone := make(chan struct{})
+	go func() { defer close(registryDone); registry.Run(registryCtx) }()
+	defer func() { stopRegistry(); <-registryDone }()
+
 	m := metrics.New()
 	m.WatchPool(pool)
-	ready := []httpapi.ReadyCheck{{Name: "database", Check: pool.Ping}}
+	ready := []httpapi.ReadyCheck{{Name: "database", Check: pool.Ping},
+		{Name: "device_tokens", Check: registry.CheckTokens, Public: true}}
 	if rc != nil && rc.Name() == "redis" {
 		ready = append(ready, httpapi.ReadyCheck{Name: "redis", Check: rc.Ping})
 	}
-	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, logger)
+	// A device's own interval (device add --interval) wins over SAMPLE_INTERVAL_S.
+	interval := func(deviceID string) time.Duration {
+		if d, ok := registry.SampleInterval(deviceID); ok {
+			return d
+		}
+		return cfg.SampleInterval
+	}
+	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, interval, logger)
 	if err != nil {
 		return err
 	}
 	defer stopSeries()
 	var stored []httpapi.StoredListener
 	if cfg.MQTTURL != nil {
-		bridge, err := startHomeAssistant(ctx, cfg, logger, m, store, seriesReader, tokens)
+		bridge, err := startHomeAssistant(ctx, cfg, logger, m, store, seriesReader, registry)
 		if err != nil {
 			return err
 		}
@@ -111,7 +131,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		Ready:                ready,
 		CORSOrigins:          cfg.CORSOrigins,
 		Logger:               logger,
-		Tokens:               tokens,
+		Devices:              registry,
 		Samples:              store,
 		Cache:                realtime,
 		MaxRequestBytes:      cfg.MaxRequestBytes,
@@ -210,14 +230,10 @@ func redactedRedis(raw string) string {
 // startHomeAssistant starts the MQTT bridge. It does not wait for the broker: serve
 // starts, and ingest works, whether the broker is there or not.
 func startHomeAssistant(ctx context.Context, cfg config.Config, logger *slog.Logger, m *metrics.Metrics,
-	store *telemetry.Store, seriesReader httpapi.SeriesReader, tokens map[string]string) (*homeassistant.Bridge, error) {
+	store *telemetry.Store, seriesReader httpapi.SeriesReader, registry *devices.Registry) (*homeassistant.Bridge, error) {
 	energy, ok := seriesReader.(homeassistant.EnergyReader)
 	if !ok {
 		return nil, errors.New("home assistant: the series service gives no energy totals")
-	}
-	devices := make([]string, 0, len(tokens))
-	for _, d := range tokens {
-		devices = append(devices, d)
 	}
 	return homeassistant.Start(ctx, homeassistant.Options{
 		URL:             cfg.MQTTURL,
@@ -225,7 +241,7 @@ func startHomeAssistant(ctx context.Context, cfg config.Config, logger *slog.Log
 		TopicPrefix:     cfg.MQTTTopicPrefix,
 		MinInterval:     cfg.MQTTMinInterval,
 		Version:         Version,
-		Devices:         devices,
+		Devices:         registry.Devices, // a device whose tokens are all revoked leaves Home Assistant
 		Samples:         store,
 		Energy:          energy,
 		Logger:          logger,

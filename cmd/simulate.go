@@ -98,7 +98,7 @@ the same command again adds nothing twice.`,
 			target := via
 			if via != "" {
 				if token == "" {
-					return errors.New("--via needs --token: a bearer token of the server's DEVICE_TOKENS for --device")
+					return errors.New("--via needs --token: a bearer token of --device (from `sungrow device add` or the server's DEVICE_TOKENS)")
 				}
 				sink = simulate.NewHTTPSink(via, token, logger)
 				batch = min(batch, simulate.MaxHTTPBatch)

@@ -92,8 +92,8 @@ func (c Config) RequireDatabase() error {
 }
 
 // ParseDeviceTokens reads DEVICE_TOKENS ("tokenA:device-1,tokenB:device-2") into a map
-// from token to device. It needs at least one valid entry; an entry is named by its
-// position, never by its token.
+// from token to device; empty is fine (the devices table may hold the tokens). An entry
+// is named by its position, never by its token.
 func ParseDeviceTokens(s string) (map[string]string, error) {
 	tokens := make(map[string]string)
 	for i, entry := range strings.Split(s, ",") {
@@ -106,20 +106,32 @@ func ParseDeviceTokens(s string) (map[string]string, error) {
 		if !ok || token == "" || device == "" {
 			return nil, fmt.Errorf("DEVICE_TOKENS: entry %d is not token:device_id", i+1)
 		}
-		// Braces would make Redis Cluster hash a device's cache keys to different
-		// slots (hash tags); no inverter id needs them.
-		if strings.ContainsAny(device, "{}") {
-			return nil, fmt.Errorf("DEVICE_TOKENS: entry %d: a device_id may not contain { or }", i+1)
+		if err := CheckDeviceID(device); err != nil {
+			return nil, fmt.Errorf("DEVICE_TOKENS: entry %d: %w", i+1, err)
 		}
 		if _, dup := tokens[token]; dup {
 			return nil, fmt.Errorf("DEVICE_TOKENS: entry %d repeats an earlier token", i+1)
 		}
 		tokens[token] = device
 	}
-	if len(tokens) == 0 {
-		return nil, errors.New(`DEVICE_TOKENS is not set: give at least one token:device_id pair, e.g. DEVICE_TOKENS="s3cret:inverter-01"`)
-	}
 	return tokens, nil
+}
+
+// CheckDeviceID says what is wrong with a device id, nil if nothing: the one rule for
+// DEVICE_TOKENS and `sungrow device add` alike (ingest then only admits samples whose
+// device_id is exactly their token's device).
+func CheckDeviceID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("a device_id may not be empty")
+	case strings.TrimSpace(id) != id:
+		return errors.New("a device_id may not begin or end with white space")
+	// Braces would make Redis Cluster hash a device's cache keys to different slots
+	// (hash tags); no inverter id needs them.
+	case strings.ContainsAny(id, "{}"):
+		return errors.New("a device_id may not contain { or }")
+	}
+	return nil
 }
 
 func stringOr(v, def string) string {

@@ -92,7 +92,8 @@ func TestParseDeviceTokens(t *testing.T) {
 	}{
 		{"tokA:dev-1,tokB:dev-2", map[string]string{"tokA": "dev-1", "tokB": "dev-2"}, ""},
 		{" tokA : dev-1 , ", map[string]string{"tokA": "dev-1"}, ""},
-		{"", nil, "DEVICE_TOKENS is not set"},
+		{"", map[string]string{}, ""},
+		{" , ", map[string]string{}, ""},
 		{"t0psecret", nil, "entry 1 is not token:device_id"},
 		{"tokA:dev-1,tokA:dev-2", nil, "entry 2 repeats"},
 		{"tokA:", nil, "entry 1"},

@@ -13,6 +13,11 @@ type SungrowAggregateZone struct {
 	One  bool
 }
 
+type SungrowAuthVersion struct {
+	Version int64
+	One     bool
+}
+
 type SungrowDaily struct {
 	DeviceID             string
 	Bucket               time.Time
@@ -33,6 +38,14 @@ type SungrowDaily struct {
 	SumBatteryChargeW    float64
 	SumBatteryDischargeW float64
 	PvInverterKwh        *float64
+}
+
+type SungrowDevice struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+	IntervalS *int32
+	RemovedAt *time.Time
 }
 
 type SungrowHourly struct {
@@ -99,4 +112,14 @@ type SungrowSample struct {
 	LoadPowerW    float64
 	ExportPowerW  float64
 	SampleCount   int32
+}
+
+type SungrowToken struct {
+	ID         int64
+	DeviceID   string
+	Sha256     []byte
+	Label      string
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
 }

@@ -8,8 +8,6 @@ package db
 import (
 	"context"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const insertQuarantine = `-- name: InsertQuarantine :execrows
@@ -140,7 +138,7 @@ WHERE ($1::text IS NULL OR device_id = $1::text)
 
 type PurgeQuarantineParams struct {
 	DeviceID *string
-	Before   pgtype.Timestamptz
+	Before   *time.Time
 }
 
 // Device NULL: every device; before NULL: whatever the arrival.

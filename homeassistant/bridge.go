@@ -47,10 +47,13 @@ type Options struct {
 	// MinInterval is the least time between two state messages of a device.
 	MinInterval time.Duration
 	Version     string // sungrow's, shown as the devices' sw_version
-	// Devices are the devices that have a token. A device with samples but none
-	// (its token was removed) gets its discovery configs and state cleared, so it
-	// leaves Home Assistant. Nil: every device with samples is shown.
-	Devices []string
+	// Devices lists the devices that have a token now (devices.Registry.Devices). A
+	// device with samples but none (its tokens were revoked) gets its discovery
+	// configs and state cleared, so it leaves Home Assistant. Nil: every device with
+	// samples is shown.
+	Devices func() []string
+	// Recheck is how often Devices is asked whether the list changed; 0: 5 s.
+	Recheck time.Duration
 	Samples Samples
 	Energy  EnergyReader
 	Logger  *slog.Logger
@@ -95,6 +98,7 @@ type Bridge struct {
 	// lastConnectError is the last failed attempt's message, "" once connected.
 	lastConnectError string
 	devices          map[string]*device
+	active           map[string]bool          // Devices as last seen; nil: no list, all shown
 	tops             map[string]series.Energy // by slug: the highest totals seen retained on the broker
 }
 
@@ -146,7 +150,12 @@ func Start(ctx context.Context, opts Options) (*Bridge, error) {
 		devices: map[string]*device{},
 		tops:    map[string]series.Energy{},
 	}
-	for _, d := range opts.Devices {
+	if opts.Recheck <= 0 {
+		opts.Recheck = 5 * time.Second
+	}
+	b.opts = opts
+	b.active = b.activeDevices()
+	for d := range b.active {
 		b.device(d)
 	}
 	cm, err := autopaho.NewConnection(connCtx, b.clientConfig())
@@ -355,12 +364,19 @@ func (b *Bridge) run(ctx context.Context) {
 	defer close(b.done)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	tick := time.NewTicker(b.opts.Recheck)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-b.wake:
 		case <-timer.C:
+		case <-tick.C:
+			if b.opts.Devices != nil {
+				b.recheck()
+			}
+			continue // recheck pokes when there is work
 		}
 		if next := b.work(ctx); next > 0 {
 			timer.Reset(next)
@@ -428,17 +444,50 @@ func (b *Bridge) markAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	active := b.activeDevices()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, id := range ids {
 		b.device(id)
 	}
+	b.active = active
+	for id := range active {
+		b.device(id)
+	}
 	for id, d := range b.devices {
 		d.dirty, d.announced, d.cleared = true, false, false
-		d.removed = b.opts.Devices != nil && !slices.Contains(b.opts.Devices, id)
+		d.removed = b.active != nil && !b.active[id]
 	}
 	b.epoch++
 	return nil
+}
+
+// activeDevices is Devices as a set; nil without a list.
+func (b *Bridge) activeDevices() map[string]bool {
+	if b.opts.Devices == nil {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, d := range b.opts.Devices() {
+		set[d] = true
+	}
+	return set
+}
+
+// recheck starts a resync when the devices with a token changed (one was added, or
+// all tokens of one revoked), so a removed device leaves Home Assistant within
+// Recheck.
+func (b *Bridge) recheck() {
+	now := b.activeDevices()
+	b.mu.Lock()
+	changed := !maps.Equal(now, b.active)
+	if changed {
+		b.resync = true
+	}
+	b.mu.Unlock()
+	if changed {
+		b.poke()
+	}
 }
 
 // due takes the devices whose window has ended, marking them clean and sent now (a

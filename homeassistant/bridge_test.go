@@ -89,9 +89,11 @@ type bridgeSetup struct {
 	samples homeassistant.Samples
 	energy  homeassistant.EnergyReader
 	devices []string
-	min     time.Duration
-	logs    *testenv.LogBuffer
-	metrics *metrics.Metrics
+	// devicesNow, if set, is asked instead of devices, as serve asks the registry.
+	devicesNow func() []string
+	min        time.Duration
+	logs       *testenv.LogBuffer
+	metrics    *metrics.Metrics
 }
 
 func startBridge(t *testing.T, s bridgeSetup) *homeassistant.Bridge {
@@ -108,13 +110,19 @@ func startBridge(t *testing.T, s bridgeSetup) *homeassistant.Bridge {
 	if logs == nil {
 		logs = &testenv.LogBuffer{}
 	}
+	devicesNow := s.devicesNow
+	if devicesNow == nil && s.devices != nil {
+		list := s.devices
+		devicesNow = func() []string { return list }
+	}
 	b, err := homeassistant.Start(context.Background(), homeassistant.Options{
 		URL:             u,
 		DiscoveryPrefix: "homeassistant",
 		TopicPrefix:     "sungrow",
 		MinInterval:     s.min,
 		Version:         "1.2.3-test",
-		Devices:         s.devices,
+		Devices:         devicesNow,
+		Recheck:         100 * time.Millisecond,
 		Samples:         s.samples,
 		Energy:          s.energy,
 		Logger:          slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -512,7 +520,7 @@ func TestADeviceWhoseTokenWasRemovedLeavesHomeAssistant(t *testing.T) {
 	// Restarted without gone's token: its configs and state are cleared.
 	closeBridge(b)
 	mark := rec.Count()
-	startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, devices: []string{"kept"}})
+	b2 := startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, devices: []string{"kept"}})
 	testenv.Await(t, "gone's configs cleared", 30*time.Second, func() bool {
 		n := 0
 		for topic, payload := range configs(rec.Since(mark)) {
@@ -531,6 +539,34 @@ func TestADeviceWhoseTokenWasRemovedLeavesHomeAssistant(t *testing.T) {
 		}
 		return n == 12
 	})
+	// Revoked at run time: its configs go within a recheck, with no restart.
+	var mu sync.Mutex
+	active := []string{"kept"}
+	mark = rec.Count()
+	closeBridge(b2)
+	startBridge(t, bridgeSetup{broker: broker, samples: store, energy: energy, devicesNow: func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(active)
+	}})
+	testenv.Await(t, "kept announced by the third bridge", 30*time.Second, func() bool { return len(configs(rec.Since(mark))) >= 12 })
+	mark = rec.Count()
+	mu.Lock()
+	active = nil // kept's last token revoked
+	mu.Unlock()
+	testenv.Await(t, "kept's configs cleared at run time", 30*time.Second, func() bool {
+		n := 0
+		for topic, payload := range configs(rec.Since(mark)) {
+			if strings.Contains(topic, "sungrow_kept/") && payload == "" {
+				n++
+			}
+		}
+		return n == 12
+	})
+	mu.Lock()
+	active = []string{"kept"} // and back
+	mu.Unlock()
+
 	// Nothing of gone is retained any more: a newcomer sees kept only.
 	fresh := testenv.RecordMQTT(t, broker)
 	testenv.Await(t, "the retained messages", 30*time.Second, func() bool {
@@ -538,6 +574,6 @@ func TestADeviceWhoseTokenWasRemovedLeavesHomeAssistant(t *testing.T) {
 		return ok && len(configs(fresh.Since(0))) >= 12
 	})
 	for _, m := range fresh.Since(0) {
-		is.True(!strings.Contains(m.Topic, "gone"))
+		is.True(!strings.Contains(m.Topic, "gone") || m.Payload == "") // clears may still pass by, nothing retained
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/matryer/is"
 
 	"github.com/sungrow/sungrow/cache"
+	"github.com/sungrow/sungrow/devices"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/metrics"
@@ -59,6 +60,8 @@ func TestReady(t *testing.T) {
 		{"database down", []httpapi.ReadyCheck{{Name: "database", Check: down.Ping}}, 503, []string{"database"}},
 		{"redis down", []httpapi.ReadyCheck{{Name: "database", Check: d.Pool.Ping}, {Name: "redis", Check: redisDown}}, 503, []string{"redis"}},
 		{"both down", []httpapi.ReadyCheck{{Name: "database", Check: down.Ping}, {Name: "redis", Check: redisDown}}, 503, []string{"database", "redis"}},
+		{"no device token", []httpapi.ReadyCheck{{Name: "database", Check: d.Pool.Ping},
+			{Name: "device_tokens", Check: devices.Static(nil).CheckTokens, Public: true}}, 503, []string{"device_tokens"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,7 +76,11 @@ func TestReady(t *testing.T) {
 			is.NoErr(json.Unmarshal([]byte(body), &doc))
 			for _, name := range tt.names {
 				is.True(strings.Contains(doc.Detail, name)) // the detail names it
-				is.Equal(doc.Checks[name], "failed")
+				if name == "device_tokens" {                // a public check says why
+					is.True(strings.Contains(doc.Checks[name], "nothing can authenticate"))
+				} else {
+					is.Equal(doc.Checks[name], "failed")
+				}
 				is.True(!strings.Contains(body, "127.0.0.1")) // no internals for an unauthenticated caller
 			}
 			if tt.status == 200 {

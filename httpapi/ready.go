@@ -13,6 +13,9 @@ import (
 type ReadyCheck struct {
 	Name  string // e.g. "database", "redis"
 	Check func(ctx context.Context) error
+	// Public says the check's error tells nothing about internals, so /ready shows it
+	// instead of "failed" (e.g. that no device token exists).
+	Public bool
 }
 
 // handleReady asks every dependency at once, each within a second, and answers 503
@@ -45,6 +48,9 @@ func handleReady(logger *slog.Logger, checks []ReadyCheck) http.Handler {
 				// The endpoint has no auth: the error (hosts, users, database names)
 				// goes to the log, not to the caller.
 				res.Checks[c.Name] = "failed"
+				if c.Public {
+					res.Checks[c.Name] = results[i].Error()
+				}
 				failed = append(failed, c.Name)
 				logger.WarnContext(r.Context(), "not ready", "check", c.Name, "err", results[i])
 			}

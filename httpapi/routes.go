@@ -8,7 +8,7 @@ import (
 
 // addRoutes lists the whole API surface.
 func addRoutes(mux *http.ServeMux, deps Deps) {
-	auth := requireDevice(deps.Tokens)
+	auth := requireDevice(deps.Devices)
 
 	mux.Handle("GET /health", handleHealth())
 	mux.Handle("GET /ready", handleReady(deps.Logger, deps.Ready))

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sungrow/sungrow/devices"
 	"github.com/sungrow/sungrow/metrics"
 	"github.com/sungrow/sungrow/telemetry"
 )
@@ -16,7 +17,10 @@ import (
 // Deps is everything the HTTP API needs; NewServer reads nothing else.
 type Deps struct {
 	Logger *slog.Logger
-	// Tokens maps a bearer token to the one device it may speak for.
+	// Devices tells which device a bearer token speaks for (devices.Registry).
+	Devices Authenticator
+	// Tokens, used when Devices is nil, is a fixed map from token to device (tests,
+	// and anything else that needs no devices table).
 	Tokens  map[string]string
 	Samples SampleStore
 	// Cache serves GET /v1/realtime and is told when a device has new samples; nil
@@ -91,6 +95,9 @@ func NewServer(deps Deps) http.Handler {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Devices == nil {
+		deps.Devices = devices.Static(deps.Tokens)
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, deps)

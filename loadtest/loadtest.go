@@ -189,6 +189,19 @@ type Runner struct {
 
 	phase  atomic.Pointer[string]
 	phases []phaseMark // guarded by mu
+
+	endLoad context.CancelFunc // guarded by mu; set while Run runs
+}
+
+// Stop ends the load early, as if Duration were over: no new work starts, and batches
+// still being retried get their drain. A fault test stops once it has seen recovery
+// instead of guessing a Duration long enough for a loaded machine.
+func (r *Runner) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.endLoad != nil {
+		r.endLoad()
+	}
 }
 
 type phaseMark struct {
@@ -265,6 +278,9 @@ func (r *Runner) Run(ctx context.Context) Report {
 	stopAt := r.started.Add(r.cfg.Duration)
 	loadCtx, cancel := context.WithDeadline(ctx, stopAt)
 	defer cancel()
+	r.mu.Lock()
+	r.endLoad = cancel
+	r.mu.Unlock()
 	drainCtx, cancelDrain := context.WithDeadline(ctx, stopAt.Add(r.cfg.Drain))
 	defer cancelDrain()
 

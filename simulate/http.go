@@ -187,7 +187,7 @@ func detail(body []byte) string {
 func hint(status int) string {
 	switch status {
 	case http.StatusUnauthorized:
-		return " (check --token: it must be one of the server's DEVICE_TOKENS)"
+		return " (check --token: it must be a token of the device, from `sungrow device add`/`token add` or the server's DEVICE_TOKENS, and not revoked)"
 	case http.StatusForbidden:
 		return " (the token speaks for another device than --device)"
 	case http.StatusRequestEntityTooLarge:

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/sungrow/sungrow/db"
 )
@@ -219,7 +218,7 @@ func (s *Store) PurgeQuarantine(ctx context.Context, deviceID string, before tim
 		p.DeviceID = &deviceID
 	}
 	if !before.IsZero() {
-		p.Before = pgtype.Timestamptz{Time: before, Valid: true}
+		p.Before = &before
 	}
 	n, err := s.q.PurgeQuarantine(ctx, p)
 	if err != nil {
