@@ -78,11 +78,16 @@ func TestServeWithMQTT(t *testing.T) {
 			}
 			is.True(!strings.Contains(logs.String(), "wrong-pass")) // never the password
 			if tt.name == "connected" {
-				found := false
-				for _, m := range rec.Since(mark) {
-					found = found || (m.Topic == "sungrow/status" && m.Payload == "offline")
-				}
-				is.True(found) // a clean shutdown says offline itself
+				// A clean shutdown says offline itself (the broker acked it; it may
+				// still be on its way to the recorder).
+				testenv.Await(t, "offline", 10*time.Second, func() bool {
+					for _, m := range rec.Since(mark) {
+						if m.Topic == "sungrow/status" && m.Payload == "offline" {
+							return true
+						}
+					}
+					return false
+				})
 			}
 		})
 	}
