@@ -20,6 +20,7 @@ import (
 	"github.com/sungrow/sungrow/homeassistant"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/metrics"
+	"github.com/sungrow/sungrow/stream"
 	"github.com/sungrow/sungrow/telemetry"
 )
 
@@ -126,6 +127,19 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		stored = append(stored, bridge)
 	}
 
+	hub := stream.New(stream.Options{
+		Source:       httpapi.NewRealtimeSource(store),
+		Publish:      stream.Notify(pool),
+		Subscription: streamSubscription(pool, logger),
+		MaxClients:   cfg.StreamMaxClients,
+		Logger:       logger,
+	})
+	// The hub outlives the HTTP server: ingests finishing during shutdown still notify.
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	hubDone := make(chan struct{})
+	go func() { defer close(hubDone); hub.Run(hubCtx) }()
+	defer func() { stopHub(); <-hubDone }()
+
 	handler := httpapi.NewServer(httpapi.Deps{
 		Metrics:              m,
 		Ready:                ready,
@@ -138,10 +152,25 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		MaxSamplesPerRequest: cfg.MaxSamplesPerRequest,
 		Series:               seriesReader,
 		LateData:             lateData,
+		Stored:               append([]httpapi.StoredListener{hub}, stored...),
+		Stream:               hub,
+		StreamKeepalive:      cfg.StreamKeepalive,
 		Quarantine:           store,
-		Stored:               stored,
 	})
-	return listenAndServe(ctx, logger, cfg, handler)
+	return listenAndServe(ctx, logger, cfg, handler, hub.EndStreams)
+}
+
+// streamSubscription is how this instance hears the others' samples for the live
+// stream: LISTEN on a connection of its own, or, when the pool may hold one connection
+// only (a server that serves one at a time would wait on a held LISTEN forever),
+// reading each streamed device twice a second.
+func streamSubscription(pool *pgxpool.Pool, logger *slog.Logger) stream.Subscription {
+	if pool.Config().MaxConns <= 1 {
+		logger.Info("live stream: polling the database every 0.5 s (pool_max_conns=1 leaves no connection to LISTEN on)")
+		return stream.Poll(500 * time.Millisecond)
+	}
+	logger.Info("live stream: LISTEN/NOTIFY on channel sungrow_stored, one connection outside the pool")
+	return stream.Listen(pool.Config().ConnConfig, logger)
 }
 
 // requireMigrated refuses to serve a schema older than the binary expects.
@@ -159,8 +188,9 @@ func requireMigrated(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 // listenAndServe serves until ctx is cancelled, then lets in-flight requests finish
-// within the shutdown timeout.
-func listenAndServe(ctx context.Context, logger *slog.Logger, cfg config.Config, handler http.Handler) error {
+// within the shutdown timeout. onShutdown runs as shutdown begins: it ends the
+// responses that never finish by themselves (streams), which Shutdown would wait for.
+func listenAndServe(ctx context.Context, logger *slog.Logger, cfg config.Config, handler http.Handler, onShutdown ...func()) error {
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
@@ -172,6 +202,9 @@ func listenAndServe(ctx context.Context, logger *slog.Logger, cfg config.Config,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	for _, f := range onShutdown {
+		srv.RegisterOnShutdown(f)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -138,8 +138,11 @@ func TestUpgradeKeepsSamplesAndServesEnergyAtOnce(t *testing.T) {
 	t.Logf("migrate up on %d days of 5 s samples took %s:\n%s", days, took.Round(time.Millisecond), out)
 	frames("after up", true)
 
-	out, err = runCLI(env, "migrate", "down")
-	is.NoErr(err)
+	// Down step by step past the later migrations until energy's is rolled back.
+	for i := 0; i < 10 && !strings.Contains(out, "rolled back 00004_energy.sql"); i++ {
+		out, err = runCLI(env, "migrate", "down")
+		is.NoErr(err)
+	}
 	is.True(strings.Contains(out, "rolled back 00004_energy.sql"))
 	is.True(strings.Contains(out, "refreshed sungrow_monthly"))
 	frames("after down", false)

@@ -37,6 +37,11 @@ type Config struct {
 	// CORSOrigins (CORS_ORIGINS, comma-separated; "*" for any) may read the GET
 	// endpoints from a browser. Empty: no CORS headers at all.
 	CORSOrigins []string
+	// StreamKeepalive (STREAM_KEEPALIVE_S) is how often an idle GET /v1/stream sends a
+	// keepalive comment, so proxies keep the connection.
+	StreamKeepalive time.Duration
+	// StreamMaxClients (STREAM_MAX_CLIENTS) bounds the open streams of one instance.
+	StreamMaxClients int
 	// QuarantineMaxPerDevice (QUARANTINE_MAX_PER_DEVICE) bounds the implausible samples
 	// kept per device; beyond it the oldest arrivals are dropped.
 	QuarantineMaxPerDevice int
@@ -71,6 +76,12 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.LateRefreshDelay = seconds(getenv, "LATE_REFRESH_DELAY_S", 10, &errs)
 	cfg.SampleInterval = time.Duration(intIn(getenv, "SAMPLE_INTERVAL_S", 5, 1, 3600, &errs)) * time.Second
 	cfg.CORSOrigins = origins(getenv, "CORS_ORIGINS", &errs)
+	cfg.StreamKeepalive = seconds(getenv, "STREAM_KEEPALIVE_S", 15, &errs)
+	if cfg.StreamKeepalive <= 0 && strings.TrimSpace(getenv("STREAM_KEEPALIVE_S")) != "" {
+		errs = append(errs, fmt.Errorf("STREAM_KEEPALIVE_S=%q: want more than 0 seconds", getenv("STREAM_KEEPALIVE_S")))
+		cfg.StreamKeepalive = 15 * time.Second
+	}
+	cfg.StreamMaxClients = int(positiveInt(getenv, "STREAM_MAX_CLIENTS", 10000, &errs))
 	cfg.QuarantineMaxPerDevice = int(positiveInt(getenv, "QUARANTINE_MAX_PER_DEVICE", 10000, &errs))
 	cfg.MQTTURL = mqttURL(getenv, "MQTT_URL", &errs)
 	cfg.MQTTDiscoveryPrefix = topicPrefix(getenv, "MQTT_DISCOVERY_PREFIX", "homeassistant", &errs)

@@ -173,6 +173,16 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the real writer (flush, deadlines).
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// FlushError passes a streaming response's flush on (GET /v1/stream) with its error,
+// as http.ResponseController asks for it; Flush is the same for code that wants an
+// http.Flusher.
+func (r *statusRecorder) FlushError() error {
+	r.wroteHeader = true
+	return http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+func (r *statusRecorder) Flush() { _ = r.FlushError() }
+
 // cors lets the browsers of the allowed origins read the GET endpoints. Ingest stays
 // same-origin: edge daemons are not browsers. An empty allowlist adds nothing.
 func cors(allowed []string, next http.Handler) http.Handler {
@@ -201,7 +211,7 @@ func cors(allowed []string, next http.Handler) http.Handler {
 			}
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Access-Control-Allow-Methods", "GET")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID") // Last-Event-ID: a stream resuming
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
 			return

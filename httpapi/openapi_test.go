@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/series"
+	"github.com/sungrow/sungrow/stream"
+	"github.com/sungrow/sungrow/telemetry"
 )
 
 // TestOpenAPIDocumentMatchesResponses sends a request for every documented success and
@@ -27,7 +30,14 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 	is := is.New(t)
 	ctx := context.Background()
 	d := testenv.New(t, testenv.Postgres)
+	hub := runHub(t, stream.Options{Source: httpapi.NewRealtimeSource(telemetry.NewStore(d.Pool))})
+	full := newServer(t, d.Pool, func(deps *httpapi.Deps) {
+		deps.Stream = runHub(t, stream.Options{Source: httpapi.NewRealtimeSource(telemetry.NewStore(d.Pool)), MaxClients: 1})
+	})
+	testenv.OpenStream(t, full.URL, token, device, "") // the one stream full takes
 	srv := newServer(t, d.Pool, func(deps *httpapi.Deps) {
+		deps.Stream = hub
+		deps.Stored = []httpapi.StoredListener{hub}
 		deps.Series = series.NewRaw(d.Pool, time.UTC)
 		deps.Cache = cache.NewMemory(cache.Options{TTL: 5 * time.Second, Logger: deps.Logger})
 		deps.Ready = []httpapi.ReadyCheck{{Name: "database", Check: d.Pool.Ping}}
@@ -45,6 +55,7 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 	is.NoErr(err)
 	is.NoErr(doc.Validate(ctx)) // the document itself is valid OpenAPI 3.1
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
 	openapi3filter.RegisterBodyDecoder("text/csv", openapi3filter.PlainBodyDecoder)
 	router, err := legacy.NewRouter(doc)
 	is.NoErr(err)
@@ -83,6 +94,11 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		{request{method: "GET", path: "/v1/realtime?device_id=inverter-02", token: token}, 403},
 		{request{method: "GET", path: "/v1/realtime", token: token}, 422},
 		{request{method: "GET", path: "/v1/realtime?device_id=" + device}, 401},
+		{request{method: "GET", path: "/v1/stream?device_id=" + device, token: token}, 200},
+		{request{method: "GET", path: "/v1/stream?device_id=inverter-02", token: token}, 403},
+		{request{method: "GET", path: "/v1/stream", token: token}, 422},
+		{request{method: "GET", path: "/v1/stream?device_id=" + device}, 401},
+		{request{server: full.URL, method: "GET", path: "/v1/stream?device_id=" + device, token: token}, 503},
 		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=day&date=2026-02-15", token: token}, 200},
 		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=all", token: token}, 200},
 		{request{method: "GET", path: "/v1/series?device_id=" + device + "&frame=day&date=2026-02-15&format=csv", token: token}, 200},
@@ -113,9 +129,14 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		}
 		res, err := http.DefaultClient.Do(httpReq)
 		is.NoErr(err)
-		body, err := io.ReadAll(res.Body)
+		var body []byte
+		if res.Header.Get("Content-Type") == "text/event-stream" {
+			body = firstEvent(t, res.Body) // the stream goes on: its start is the answer
+		} else {
+			body, err = io.ReadAll(res.Body)
+			is.NoErr(err)
+		}
 		res.Body.Close()
-		is.NoErr(err)
 		if res.StatusCode != tt.status {
 			t.Fatalf("%s: status %d, want %d: %s", name, res.StatusCode, tt.status, body)
 		}
@@ -150,6 +171,35 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 			if !covered[method+" "+path] {
 				t.Errorf("%s %s is documented but not checked", method, path)
 			}
+		}
+	}
+}
+
+// runHub runs a stream hub until the test ends.
+func runHub(t *testing.T, o stream.Options) *stream.Hub {
+	hub := stream.New(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); hub.Run(ctx) }()
+	t.Cleanup(func() { hub.EndStreams(); cancel(); <-done })
+	return hub
+}
+
+// firstEvent reads a text/event-stream up to the end of its first sample event.
+func firstEvent(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	br := bufio.NewReader(r)
+	sample := false
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended before its first event: %v (%q)", err, out.String())
+		}
+		out.WriteString(line)
+		sample = sample || line == "event: sample\n"
+		if sample && line == "\n" {
+			return out.Bytes()
 		}
 	}
 }

@@ -171,6 +171,7 @@ func TestCORS(t *testing.T) {
 		is.Equal(res.StatusCode, http.StatusNoContent)
 		is.Equal(res.Header.Get("Access-Control-Allow-Origin"), allowed)
 		is.True(strings.Contains(res.Header.Get("Access-Control-Allow-Headers"), "Authorization"))
+		is.True(strings.Contains(res.Header.Get("Access-Control-Allow-Headers"), "Last-Event-ID")) // a stream resuming cross-origin
 	})
 	t.Run("allowed origin: GET carries the header", func(t *testing.T) {
 		is := is.New(t)

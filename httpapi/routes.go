@@ -21,6 +21,7 @@ func addRoutes(mux *http.ServeMux, deps Deps) {
 	mux.Handle("POST /v1/ingest", auth(handleIngest(deps.Logger, deps.Metrics, withLateData(deps.Samples, deps.LateData), deps.Cache,
 		deps.MaxRequestBytes, deps.MaxSamplesPerRequest, deps.Now, deps.Stored)))
 	mux.Handle("GET /v1/realtime", auth(handleRealtime(deps.Logger, deps.Metrics, deps.Samples, deps.Cache)))
+	mux.Handle("GET /v1/stream", auth(handleStream(deps.Logger, deps.Metrics, deps.Stream, deps.StreamKeepalive)))
 	mux.Handle("GET /v1/series", auth(handleSeries(deps.Logger, deps.Series, deps.Now)))
 	mux.Handle("GET /v1/quarantine", auth(handleQuarantine(deps.Logger, deps.Quarantine)))
 }

@@ -39,11 +39,21 @@ type Deps struct {
 	Series SeriesReader
 	// LateData is told the span of each batch that stored new samples; nil: nobody.
 	LateData LateDataNotifier
+	// Quarantine answers GET /v1/quarantine; nil: 503.
+	Quarantine QuarantineReader
 	// Stored are told after each batch that inserted rows (live consumers: the
 	// stream hub, MQTT).
 	Stored []StoredListener
-	// Quarantine answers GET /v1/quarantine; nil: 503.
-	Quarantine QuarantineReader
+	// Stream serves GET /v1/stream; nil: 503.
+	Stream StreamHub
+	// StreamKeepalive is the interval of a stream's keepalive comments; 0: 15 s.
+	StreamKeepalive time.Duration
+}
+
+// QuarantineReader lists the set-aside samples of a device; telemetry.Store is the
+// real one.
+type QuarantineReader interface {
+	Quarantined(ctx context.Context, deviceID string, limit int) (telemetry.QuarantineSummary, []telemetry.QuarantineEntry, error)
 }
 
 // StoredListener hears that a batch of a device inserted at least one row; newest is
@@ -51,12 +61,6 @@ type Deps struct {
 // invalidation, on the request path: it must return at once (no I/O, no waiting).
 type StoredListener interface {
 	Stored(deviceID string, newest time.Time)
-}
-
-// QuarantineReader lists the set-aside samples of a device; telemetry.Store is the
-// real one.
-type QuarantineReader interface {
-	Quarantined(ctx context.Context, deviceID string, limit int) (telemetry.QuarantineSummary, []telemetry.QuarantineEntry, error)
 }
 
 // SampleStore writes and reads samples; telemetry.Store is the real one.
@@ -95,6 +99,9 @@ func NewServer(deps Deps) http.Handler {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.StreamKeepalive <= 0 {
+		deps.StreamKeepalive = 15 * time.Second
 	}
 	if deps.Devices == nil {
 		deps.Devices = devices.Static(deps.Tokens)

@@ -22,6 +22,8 @@ type Metrics struct {
 	IngestedRows    prometheus.Counter
 	ReceivedSamples prometheus.Counter
 	CacheResults    *prometheus.CounterVec // result: hit or miss
+	StreamsOpen     prometheus.Gauge
+	StreamEvents    prometheus.Counter
 	// QuarantinedSamples counts implausible samples set aside by ingest, by reason.
 	QuarantinedSamples *prometheus.CounterVec
 	// The Home Assistant bridge: whether it holds a broker connection, and its
@@ -62,6 +64,14 @@ func New() *Metrics {
 			Name: "sungrow_realtime_cache_requests_total",
 			Help: "GET /v1/realtime answers, by whether the cache had them (hit) or the database was asked (miss).",
 		}, []string{"result"}),
+		StreamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sungrow_stream_open",
+			Help: "GET /v1/stream responses open right now.",
+		}),
+		StreamEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sungrow_stream_events_sent_total",
+			Help: "Sample events written to GET /v1/stream clients.",
+		}),
 		QuarantinedSamples: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sungrow_ingest_samples_quarantined_total",
 			Help: "Implausible samples POST /v1/ingest set aside instead of storing, new or re-sent, by reason (a sample with two implausible fields counts under both).",
@@ -80,7 +90,7 @@ func New() *Metrics {
 		}),
 	}
 	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults,
-		m.QuarantinedSamples, m.MQTTConnected, m.MQTTPublished, m.MQTTPublishErrors)
+		m.QuarantinedSamples, m.StreamsOpen, m.StreamEvents, m.MQTTConnected, m.MQTTPublished, m.MQTTPublishErrors)
 	return m
 }
 

@@ -105,8 +105,8 @@ func TestRedisStoppedDuringLoad(t *testing.T) {
 
 func TestPostgresRestartedDuringLoad(t *testing.T) {
 	is := is.New(t)
-	pg := startPostgres(t)
-	env := map[string]string{"DATABASE_URL": pg.url("sungrow")}
+	pg := testenv.StartPostgres(t)
+	env := map[string]string{"DATABASE_URL": pg.URL("sungrow")}
 	runCmd(t, env, "migrate", "up")
 	devices := loadtest.GeneratedDevices(8, "pgfault")
 	env["DEVICE_TOKENS"] = loadtest.DeviceTokens(devices)
@@ -119,9 +119,9 @@ func TestPostgresRestartedDuringLoad(t *testing.T) {
 
 	testenv.Await(t, "ingest under way", 20*time.Second, func() bool { return ingest("200") >= 20 })
 	end := r.Fault("postgres restart", true)
-	pg.crash(t)
+	pg.Crash(t)
 	testenv.Await(t, "ingest to answer 503 while PostgreSQL is down", 20*time.Second, func() bool { return ingest("503") >= 10 })
-	pg.start(t)
+	pg.Start(t)
 	end()
 	ok := ingest("200")
 	testenv.Await(t, "ingest to succeed again without restarting serve", 60*time.Second, func() bool { return ingest("200") >= ok+20 })
@@ -138,7 +138,7 @@ func TestPostgresRestartedDuringLoad(t *testing.T) {
 		}
 	}
 
-	pool, err := pgxpool.New(context.Background(), pg.url("sungrow"))
+	pool, err := pgxpool.New(context.Background(), pg.URL("sungrow"))
 	is.NoErr(err)
 	defer pool.Close()
 	checkStored(t, pool, rep)
@@ -371,8 +371,8 @@ func TestSlowClientsAreDroppedWhileOthersAreServed(t *testing.T) {
 // 503, not 401), and changes made after it is back reach serve again without a restart.
 func TestTableTokensOutlivePostgresOutage(t *testing.T) {
 	is := is.New(t)
-	pg := startPostgres(t)
-	env := map[string]string{"DATABASE_URL": pg.url("sungrow")}
+	pg := testenv.StartPostgres(t)
+	env := map[string]string{"DATABASE_URL": pg.URL("sungrow")}
 	runCmd(t, env, "migrate", "up")
 	token := func(out string) string {
 		for _, l := range strings.Split(out, "\n") {
@@ -391,7 +391,7 @@ func TestTableTokensOutlivePostgresOutage(t *testing.T) {
 	}
 	is.Equal(me(tok), http.StatusOK)
 
-	pg.crash(t)
+	pg.Crash(t)
 	// Let a few polls fail first.
 	testenv.Await(t, "serve to notice the outage", 20*time.Second, func() bool {
 		return strings.Contains(srv.logs.String(), "device tokens: the table failed")
@@ -400,7 +400,7 @@ func TestTableTokensOutlivePostgresOutage(t *testing.T) {
 	status, _ := send(t, http.MethodGet, srv.base+"/v1/realtime?device_id=inverter-a", "Bearer "+tok, nil)
 	is.Equal(status, http.StatusServiceUnavailable) // what needs the database says so
 
-	pg.start(t)
+	pg.Start(t)
 	runCmd(t, env, "device", "remove", "inverter-a")
 	testenv.Await(t, "the removal to reach serve after the outage", 20*time.Second, func() bool {
 		return me(tok) == http.StatusUnauthorized

@@ -50,10 +50,10 @@ func TestLong(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/sungrow/sungrow").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	pg := startPostgres(t)
+	pg := testenv.StartPostgres(t)
 	rs := testenv.StartRedis(t)
 	devices := loadtest.GeneratedDevices(50, "long")
-	env := map[string]string{"DATABASE_URL": pg.url("sungrow")}
+	env := map[string]string{"DATABASE_URL": pg.URL("sungrow")}
 	runCmd(t, env, "migrate", "up")
 
 	addr := testenv.FreeAddr(t)
@@ -62,7 +62,7 @@ func TestLong(t *testing.T) {
 	is.NoErr(err)
 	defer logFile.Close()
 	serve := exec.Command(bin, "serve")
-	serve.Env = append(os.Environ(), "DATABASE_URL="+pg.url("sungrow"), "REDIS_URL="+rs.URL,
+	serve.Env = append(os.Environ(), "DATABASE_URL="+pg.URL("sungrow"), "REDIS_URL="+rs.URL,
 		"DEVICE_TOKENS="+loadtest.DeviceTokens(devices), "LISTEN_ADDR="+addr)
 	serve.Stdout, serve.Stderr = logFile, logFile
 	is.NoErr(serve.Start())
@@ -119,9 +119,9 @@ func TestLong(t *testing.T) {
 	at(35 * time.Second)
 	r.Phase("postgres down")
 	endPG := r.Fault("postgres crash", true)
-	pg.crash(t)
+	pg.Crash(t)
 	at(40 * time.Second)
-	pg.start(t)
+	pg.Start(t)
 	endPG()
 	r.Phase("after postgres")
 
@@ -138,7 +138,7 @@ func TestLong(t *testing.T) {
 	}
 	rssMu.Unlock()
 
-	pool, err := pgxpool.New(context.Background(), pg.url("sungrow"))
+	pool, err := pgxpool.New(context.Background(), pg.URL("sungrow"))
 	is.NoErr(err)
 	defer pool.Close()
 	v, err := loadtest.Verify(context.Background(), pool, rep.Acked)

@@ -108,6 +108,24 @@ func (s *Store) Latest(ctx context.Context, deviceID string) (Sample, error) {
 	if err != nil {
 		return Sample{}, fmt.Errorf("latest sample of %q: %w", deviceID, err)
 	}
+	return sampleOf(row), nil
+}
+
+// LatestOf returns the newest sample of each of the devices that has one, in one
+// round trip (the live stream reads many devices at once).
+func (s *Store) LatestOf(ctx context.Context, deviceIDs []string) ([]Sample, error) {
+	rows, err := s.q.LatestSamples(ctx, deviceIDs)
+	if err != nil {
+		return nil, fmt.Errorf("latest samples of %d devices: %w", len(deviceIDs), err)
+	}
+	samples := make([]Sample, len(rows))
+	for i, row := range rows {
+		samples[i] = sampleOf(row)
+	}
+	return samples, nil
+}
+
+func sampleOf(row db.SungrowSample) Sample {
 	return Sample{
 		DeviceID:      row.DeviceID,
 		TS:            row.Ts,
@@ -119,7 +137,7 @@ func (s *Store) Latest(ctx context.Context, deviceID string) (Sample, error) {
 		LoadPowerW:    row.LoadPowerW,
 		ExportPowerW:  row.ExportPowerW,
 		SampleCount:   row.SampleCount,
-	}, nil
+	}
 }
 
 // TimescaleInstalled reports whether the database has the timescaledb extension.

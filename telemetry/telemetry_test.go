@@ -49,6 +49,15 @@ func TestLatestIsServedByThePrimaryKey(t *testing.T) {
 
 	_, err = store.Latest(ctx, "nobody")
 	is.Equal(err, telemetry.ErrNotFound)
+
+	// Many devices in one round trip: the newest of each that has samples.
+	many, err := store.LatestOf(ctx, []string{"c", "nobody", "a"})
+	is.NoErr(err)
+	is.Equal(len(many), 2)
+	for _, smp := range many {
+		is.True(smp.DeviceID == "a" || smp.DeviceID == "c")
+		is.True(smp.TS.Equal(start.Add(999 * 5 * time.Second)))
+	}
 }
 
 func TestDevicesListsEachDeviceWithSamplesOnce(t *testing.T) {

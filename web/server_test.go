@@ -15,7 +15,8 @@ import (
 
 // dashboardServer is the whole API as serve wires it, over the test's database, for
 // device in zone loc on the clock now: the in-process realtime cache (5 s, as
-// CACHE_TTL_S defaults; its TTL is wall-clock time, which no calendar depends on).
+// CACHE_TTL_S defaults; its TTL is wall-clock time, which no calendar depends on) and
+// the live stream's hub.
 // The Date header says now too: the page takes the server's time from it.
 func dashboardServer(t *testing.T, d *testenv.DB, store *telemetry.Store, device string, loc *time.Location,
 	now func() time.Time) http.Handler {
@@ -24,6 +25,7 @@ func dashboardServer(t *testing.T, d *testenv.DB, store *telemetry.Store, device
 	if err != nil {
 		t.Fatalf("open series: %v", err)
 	}
+	hub := liveHub(t, d, store)
 	api := httpapi.NewServer(httpapi.Deps{
 		Logger:               discardLogger(),
 		Tokens:               map[string]string{token: device},
@@ -34,6 +36,8 @@ func dashboardServer(t *testing.T, d *testenv.DB, store *telemetry.Store, device
 		Now:                  now,
 		MaxRequestBytes:      1 << 20,
 		MaxSamplesPerRequest: 1000,
+		Stored:               []httpapi.StoredListener{hub},
+		Stream:               hub,
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Date", now().UTC().Format(http.TimeFormat)) // net/http keeps a Date set

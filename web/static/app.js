@@ -1,5 +1,6 @@
 /* sungrow dashboard: sign-in with a device token, the live power flow from
-   /v1/realtime and history charts from /v1/series. Plain JavaScript with no build step
+   /v1/stream (polling /v1/realtime while the stream is down) and history charts from
+   /v1/series. Plain JavaScript with no build step
    and no framework; it talks to this server's /v1 API only. Charts are uPlot
    (uPlot.iife.min.js beside this file). */
 'use strict';
@@ -7,6 +8,10 @@
 (function () {
   const TOKEN_KEY = 'sungrow.token';
   const POLL_MS = 5000;
+  // The stream's reconnect backoff starts at the server's retry: and doubles up to this.
+  const STREAM_BACKOFF_MAX_MS = 30000;
+  // A stream silent this long (three default keepalives) is taken for dead.
+  const STREAM_SILENT_MS = 45000;
   // An inverter is read every 5 s; a minute without a sample means something is down.
   const STALE_AFTER_S = 60;
   // Below this a flow is noise, not power moving.
@@ -23,6 +28,11 @@
     skewMs: 0, // server clock − browser clock, from the Date header; ages use the server's
     pollTimer: 0,
     tickTimer: 0,
+    live: null, // the open stream: { abort, seen (ms of its last bytes), lastId }
+    streaming: false, // the stream is delivering: no polling
+    streamRetryMs: 2000,
+    streamBackoffMs: 2000,
+    streamTimer: 0,
     frame: 'day',
     date: null, // YYYY-MM-DD inside the period the user chose; null: the server's today
     shownDate: null, // a date inside the period on screen
@@ -91,6 +101,7 @@
     localStorage.removeItem(TOKEN_KEY);
     clearTimeout(st.pollTimer);
     clearInterval(st.tickTimer);
+    stopStream();
     clearInterval(st.quarantineTimer);
     $('quarantine').hidden = true;
     if (st.plot) st.plot.destroy();
@@ -151,7 +162,7 @@
     $('next').addEventListener('click', () => navigate(1));
     $('csv').addEventListener('click', downloadCSV);
     document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'visible' && st.token) poll();
+      if (document.visibilityState === 'visible' && st.token && !st.streaming) poll();
     });
     window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
       if (st.view) drawChart(st.view);
@@ -166,8 +177,101 @@
   function startLive() {
     clearTimeout(st.pollTimer);
     clearInterval(st.tickTimer);
-    poll();
-    st.tickTimer = setInterval(renderAge, 1000);
+    stopStream();
+    st.streamBackoffMs = st.streamRetryMs;
+    openStream();
+    st.tickTimer = setInterval(() => {
+      renderAge();
+      if (st.live && st.streaming && Date.now() - st.live.seen > STREAM_SILENT_MS) st.live.abort.abort();
+    }, 1000);
+  }
+
+  // ---- live stream: GET /v1/stream through fetch(), so the token travels in the
+  // Authorization header (EventSource cannot send one, and a token in a URL ends up in
+  // proxy logs). While it is down the page polls /v1/realtime and retries with backoff.
+
+  async function openStream() {
+    clearTimeout(st.streamTimer);
+    const token = st.token;
+    const live = { abort: new AbortController(), seen: Date.now(), lastId: st.live ? st.live.lastId : '' };
+    st.live = live;
+    const headers = { Authorization: 'Bearer ' + token, Accept: 'text/event-stream' };
+    if (live.lastId) headers['Last-Event-ID'] = live.lastId;
+    try {
+      const res = await fetch('/v1/stream?device_id=' + encodeURIComponent(st.device), {
+        headers, cache: 'no-store', credentials: 'omit', signal: live.abort.signal,
+      });
+      if (res.status === 401) {
+        if (token === st.token) signOut('The server no longer accepts this token.');
+        return;
+      }
+      if (!res.ok || !res.body) throw new HttpError(res.status, 'stream refused');
+      const serverNow = Date.parse(res.headers.get('Date') || '');
+      if (!Number.isNaN(serverNow)) st.skewMs = serverNow - Date.now();
+      setStreaming(true);
+      clearTimeout(st.pollTimer);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || st.live !== live) break;
+        live.seen = Date.now();
+        buf += value.replace(/\r\n?/g, '\n');
+        let end;
+        while ((end = buf.indexOf('\n\n')) >= 0) {
+          streamBlock(live, buf.slice(0, end));
+          buf = buf.slice(end + 2);
+        }
+      }
+    } catch (e) {
+      // a network error, a refusal or an abort: fall through to the fallback
+    }
+    if (st.live !== live || token !== st.token) return; // replaced or signed out
+    setStreaming(false);
+    poll(); // until the stream is back
+    st.streamTimer = setTimeout(openStream, st.streamBackoffMs);
+    st.streamBackoffMs = Math.min(st.streamBackoffMs * 2, STREAM_BACKOFF_MAX_MS);
+  }
+
+  function streamBlock(live, block) {
+    let event = 'message';
+    let id = null;
+    const data = [];
+    for (const line of block.split('\n')) {
+      if (line === '' || line[0] === ':') continue; // keepalive comments
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'event') event = value;
+      else if (field === 'id') id = value;
+      else if (field === 'data') data.push(value);
+      else if (field === 'retry' && /^\d+$/.test(value)) st.streamRetryMs = Number(value);
+    }
+    if (event !== 'sample' || data.length === 0) return;
+    let sample;
+    try {
+      sample = JSON.parse(data.join('\n'));
+    } catch (e) {
+      return;
+    }
+    if (id !== null) live.lastId = id;
+    st.streamBackoffMs = st.streamRetryMs; // it works again
+    st.latest = sample;
+    st.liveError = null;
+    renderLive();
+  }
+
+  function stopStream() {
+    clearTimeout(st.streamTimer);
+    if (st.live) st.live.abort.abort();
+    st.live = null;
+    setStreaming(false);
+  }
+
+  // data-stream on <body> says how the live view is fed: "open" or "polling".
+  function setStreaming(on) {
+    st.streaming = on;
+    document.body.dataset.stream = on ? 'open' : 'polling';
   }
 
   async function poll() {
@@ -190,6 +294,7 @@
       if (e.status === 404) st.latest = null;
     }
     renderLive();
+    if (st.streaming) return; // the stream took over meanwhile
     if (document.visibilityState !== 'hidden') st.pollTimer = setTimeout(poll, POLL_MS);
   }
 
