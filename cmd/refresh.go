@@ -111,10 +111,16 @@ func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.A
 	}
 	defer func() { _ = q.RefreshUnlock(context.WithoutCancel(ctx), series.RefreshLockKey) }()
 
+	horizon, err := series.RawHorizon(ctx, conn)
+	if err != nil {
+		return err
+	}
 	for _, agg := range aggs {
 		// Whole buckets only, and never the current one: a materialized bucket stops
-		// taking in samples through real-time aggregation until the next refresh.
+		// taking in samples through real-time aggregation until the next refresh. Never
+		// the hours whose raw chunks retention dropped: they would be emptied.
 		start, end := series.Window(agg, from, to, now, loc)
+		start = series.AboveRawHorizon(agg, start, horizon)
 		if !start.Before(end) {
 			fmt.Fprintf(e.stdout, "%s: nothing to refresh between %s and %s\n", agg, start.Format(time.RFC3339), end.Format(time.RFC3339))
 			continue

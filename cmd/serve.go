@@ -20,6 +20,7 @@ import (
 	"github.com/sungrow/sungrow/homeassistant"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/metrics"
+	"github.com/sungrow/sungrow/storage"
 	"github.com/sungrow/sungrow/stream"
 	"github.com/sungrow/sungrow/telemetry"
 )
@@ -96,6 +97,8 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 
 	m := metrics.New()
 	m.WatchPool(pool)
+	stopSizes := watchStorage(ctx, pool, m, logger)
+	defer stopSizes()
 	ready := []httpapi.ReadyCheck{{Name: "database", Check: pool.Ping},
 		{Name: "device_tokens", Check: registry.CheckTokens, Public: true}}
 	if rc != nil && rc.Name() == "redis" {
@@ -171,6 +174,26 @@ func streamSubscription(pool *pgxpool.Pool, logger *slog.Logger) stream.Subscrip
 	}
 	logger.Info("live stream: LISTEN/NOTIFY on channel sungrow_stored, one connection outside the pool")
 	return stream.Listen(pool.Config().ConnConfig, logger)
+}
+
+// storageEvery is how often serve reads the storage sizes for /metrics: they change
+// slowly, and hypertable_size walks every chunk.
+const storageEvery = time.Minute
+
+// watchStorage keeps sungrow_storage_bytes current in the background, never on the
+// request path; stop ends it and waits.
+func watchStorage(ctx context.Context, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		storage.Watch(ctx, pool, storageEvery, logger, func(rels []storage.Relation) {
+			for _, r := range rels {
+				m.StorageBytes.WithLabelValues(r.Name).Set(float64(r.Bytes))
+			}
+		})
+	}()
+	return func() { cancel(); <-done }
 }
 
 // requireMigrated refuses to serve a schema older than the binary expects.

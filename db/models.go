@@ -6,6 +6,8 @@ package db
 
 import (
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type SungrowAggregateZone struct {
@@ -101,6 +103,11 @@ type SungrowQuarantine struct {
 	Sample     []byte
 }
 
+type SungrowRawHorizon struct {
+	Horizon time.Time
+	One     bool
+}
+
 type SungrowSample struct {
 	DeviceID      string
 	Ts            time.Time
@@ -122,4 +129,57 @@ type SungrowToken struct {
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
+}
+
+type TimescaledbCatalogHypertable struct {
+	ID         int32
+	SchemaName string
+	TableName  string
+}
+
+type TimescaledbInformationChunk struct {
+	HypertableSchema string
+	HypertableName   string
+	ChunkName        string
+	RangeStart       *time.Time
+	RangeEnd         *time.Time
+	IsCompressed     bool
+}
+
+type TimescaledbInformationContinuousAggregate struct {
+	HypertableSchema                string
+	HypertableName                  string
+	ViewSchema                      string
+	ViewName                        string
+	MaterializationHypertableSchema string
+	MaterializationHypertableName   string
+}
+
+type TimescaledbInformationDimension struct {
+	HypertableSchema string
+	HypertableName   string
+	ColumnName       string
+	TimeInterval     pgtype.Interval
+}
+
+type TimescaledbInformationJob struct {
+	JobID            int32
+	ApplicationName  string
+	ScheduleInterval pgtype.Interval
+	ProcSchema       string
+	ProcName         string
+	Scheduled        bool
+	Config           []byte
+	HypertableSchema *string
+	HypertableName   *string
+}
+
+type TimescaledbInformationJobStat struct {
+	JobID                int32
+	LastRunStartedAt     *time.Time
+	LastSuccessfulFinish *time.Time
+	LastRunStatus        *string
+	NextStart            *time.Time
+	TotalRuns            *int64
+	TotalFailures        *int64
 }

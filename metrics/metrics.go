@@ -24,6 +24,7 @@ type Metrics struct {
 	CacheResults    *prometheus.CounterVec // result: hit or miss
 	StreamsOpen     prometheus.Gauge
 	StreamEvents    prometheus.Counter
+	StorageBytes    *prometheus.GaugeVec // relation: sungrow_samples or an aggregate
 	// QuarantinedSamples counts implausible samples set aside by ingest, by reason.
 	QuarantinedSamples *prometheus.CounterVec
 	// The Home Assistant bridge: whether it holds a broker connection, and its
@@ -76,6 +77,10 @@ func New() *Metrics {
 			Name: "sungrow_ingest_samples_quarantined_total",
 			Help: "Implausible samples POST /v1/ingest set aside instead of storing, new or re-sent, by reason (a sample with two implausible fields counts under both).",
 		}, []string{"reason"}),
+		StorageBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sungrow_storage_bytes",
+			Help: "Bytes on disk of the raw samples table and of each series aggregate, indexes included; read in the background at most once a minute.",
+		}, []string{"relation"}),
 		MQTTConnected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sungrow_mqtt_connected",
 			Help: "1 while the Home Assistant bridge is connected to its MQTT broker, else 0.",
@@ -90,7 +95,7 @@ func New() *Metrics {
 		}),
 	}
 	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults,
-		m.QuarantinedSamples, m.StreamsOpen, m.StreamEvents, m.MQTTConnected, m.MQTTPublished, m.MQTTPublishErrors)
+		m.QuarantinedSamples, m.StreamsOpen, m.StreamEvents, m.StorageBytes, m.MQTTConnected, m.MQTTPublished, m.MQTTPublishErrors)
 	return m
 }
 

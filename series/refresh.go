@@ -179,8 +179,13 @@ func (r *Refresher) refresh(ctx context.Context, lo, hi time.Time) error {
 		}
 	}()
 
+	horizon, err := RawHorizon(ctx, conn)
+	if err != nil {
+		return err
+	}
 	for _, agg := range Aggregates {
 		start, end := Window(agg, from, to, now, r.loc)
+		start = AboveRawHorizon(agg, start, horizon)
 		if !start.Before(end) {
 			continue
 		}
@@ -209,4 +214,40 @@ func Window(agg Aggregate, from, to, now time.Time, loc *time.Location) (time.Ti
 		to = current
 	}
 	return agg.Floor(from, loc), agg.Floor(to, loc)
+}
+
+// RawHorizon returns where raw retention (`sungrow storage policy --raw-retention`) has
+// dropped sungrow_samples up to; zero when nothing was dropped.
+func RawHorizon(ctx context.Context, conn db.DBTX) (time.Time, error) {
+	q := db.New(conn)
+	present, err := q.RawHorizonPresent(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("look for the raw retention horizon: %w", err)
+	}
+	if !present {
+		return time.Time{}, nil
+	}
+	h, err := q.RawHorizon(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the raw retention horizon: %w", err)
+	}
+	if len(h) == 0 {
+		return time.Time{}, nil
+	}
+	return h[0], nil
+}
+
+// AboveRawHorizon moves the start of a refresh window of agg up to the raw horizon.
+// Dropping chunks logs an invalidation of their range, and a refresh of the hourly
+// aggregate over it would recompute those hours from no samples and delete them, and
+// the days and months above with them. The daily and monthly aggregates read the
+// hourly one, which keeps its buckets, so their windows stay.
+func AboveRawHorizon(agg Aggregate, start, horizon time.Time) time.Time {
+	if agg != Hourly || !start.Before(horizon) {
+		return start
+	}
+	if h := horizon.Truncate(time.Hour); h.Before(horizon) {
+		return h.Add(time.Hour) // a whole hour, never one the drop reached into
+	}
+	return horizon
 }

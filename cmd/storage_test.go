@@ -1,0 +1,62 @@
+package cmd_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/telemetry"
+)
+
+func TestStorage(t *testing.T) {
+	testenv.ForEach(t, func(t *testing.T, d *testenv.DB) {
+		is := is.New(t)
+		ctx := context.Background()
+		var samples []telemetry.Sample
+		for ts := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC); ts.Before(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)); ts = ts.Add(time.Minute) {
+			samples = append(samples, telemetry.Sample{DeviceID: "inverter-01", TS: ts, PVPowerW: 1, SampleCount: 1})
+		}
+		_, err := telemetry.NewStore(d.Pool).Insert(ctx, "inverter-01", samples)
+		is.NoErr(err)
+		d.Pool.Close() // the command opens its own connection
+		env := map[string]string{"DATABASE_URL": d.URL}
+
+		out, _, err := run(ctx, env, "storage")
+		is.NoErr(err)
+		is.True(strings.Contains(out, "sungrow_samples"))
+		_, _, err = run(ctx, env, "storage", "policy")
+		is.True(err != nil) // nothing asked
+		if !d.Timescale {
+			is.True(strings.Contains(out, "compression, raw retention and chunks need TimescaleDB"))
+			_, _, err = run(ctx, env, "storage", "policy", "--compress-after", "7d")
+			is.True(err != nil)
+			return
+		}
+		for _, want := range []string{"sungrow_hourly", "sungrow_daily", "sungrow_monthly", "never refreshed",
+			"chunk interval: 7 days", "raw samples: all kept", "Columnstore Policy", "compress_after"} {
+			is.True(strings.Contains(out, want)) // status shows it
+		}
+		out, _, err = run(ctx, env, "storage", "policy", "--compress-after", "7d", "--chunk-interval", "7d", "--raw-retention", "off")
+		is.NoErr(err)
+		is.Equal(strings.Count(out, "unchanged"), 3) // idempotent, and says so
+		out, _, err = run(ctx, env, "storage", "policy", "--compress-after", "14d", "--chunk-interval", "1d")
+		is.NoErr(err)
+		is.True(strings.Contains(out, "compression: chunks older than 14 days (was 7 days)"))
+		is.True(strings.Contains(out, "chunk interval: 1 days for new chunks (was 7 days)"))
+		_, _, err = run(ctx, env, "storage", "policy", "--raw-retention", "30d")
+		is.True(err != nil)
+		is.True(strings.Contains(err.Error(), "refresh window of sungrow_monthly"))
+		_, _, err = run(ctx, env, "storage", "policy", "--raw-retention", "seven")
+		is.True(err != nil)
+		out, _, err = run(ctx, env, "storage", "policy", "--raw-retention", "1y")
+		is.NoErr(err)
+		is.True(strings.Contains(out, "raw retention: raw chunks older than 365 days"))
+		out, _, err = run(ctx, env, "storage")
+		is.NoErr(err)
+		is.True(strings.Contains(out, "sungrow_raw_retention") || strings.Contains(out, "User-Defined Action"))
+	})
+}
