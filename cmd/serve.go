@@ -17,6 +17,7 @@ import (
 	"github.com/sungrow/sungrow/cache"
 	"github.com/sungrow/sungrow/config"
 	"github.com/sungrow/sungrow/devices"
+	"github.com/sungrow/sungrow/homeassistant"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/metrics"
 	"github.com/sungrow/sungrow/storage"
@@ -115,6 +116,19 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		return err
 	}
 	defer stopSeries()
+	var stored []httpapi.StoredListener
+	if cfg.MQTTURL != nil {
+		bridge, err := startHomeAssistant(ctx, cfg, logger, m, store, seriesReader, registry)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+			defer cancel()
+			bridge.Close(closeCtx)
+		}()
+		stored = append(stored, bridge)
+	}
 
 	hub := stream.New(stream.Options{
 		Source:       httpapi.NewRealtimeSource(store),
@@ -141,7 +155,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		MaxSamplesPerRequest: cfg.MaxSamplesPerRequest,
 		Series:               seriesReader,
 		LateData:             lateData,
-		Stored:               []httpapi.StoredListener{hub},
+		Stored:               append([]httpapi.StoredListener{hub}, stored...),
 		Stream:               hub,
 		StreamKeepalive:      cfg.StreamKeepalive,
 		Quarantine:           store,
@@ -267,4 +281,26 @@ func redactedRedis(raw string) string {
 		return "(unparsable)"
 	}
 	return u.Redacted()
+}
+
+// startHomeAssistant starts the MQTT bridge. It does not wait for the broker: serve
+// starts, and ingest works, whether the broker is there or not.
+func startHomeAssistant(ctx context.Context, cfg config.Config, logger *slog.Logger, m *metrics.Metrics,
+	store *telemetry.Store, seriesReader httpapi.SeriesReader, registry *devices.Registry) (*homeassistant.Bridge, error) {
+	energy, ok := seriesReader.(homeassistant.EnergyReader)
+	if !ok {
+		return nil, errors.New("home assistant: the series service gives no energy totals")
+	}
+	return homeassistant.Start(ctx, homeassistant.Options{
+		URL:             cfg.MQTTURL,
+		DiscoveryPrefix: cfg.MQTTDiscoveryPrefix,
+		TopicPrefix:     cfg.MQTTTopicPrefix,
+		MinInterval:     cfg.MQTTMinInterval,
+		Version:         Version,
+		Devices:         registry.Devices, // a device whose tokens are all revoked leaves Home Assistant
+		Samples:         store,
+		Energy:          energy,
+		Logger:          logger,
+		Metrics:         m,
+	})
 }

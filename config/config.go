@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,16 @@ type Config struct {
 	// QuarantineMaxPerDevice (QUARANTINE_MAX_PER_DEVICE) bounds the implausible samples
 	// kept per device; beyond it the oldest arrivals are dropped.
 	QuarantineMaxPerDevice int
+	// MQTTURL (MQTT_URL: mqtt://user:pass@host:1883, or mqtts:// with the system's
+	// roots) is the broker the Home Assistant bridge publishes to; nil: no bridge.
+	MQTTURL *url.URL
+	// MQTTDiscoveryPrefix (MQTT_DISCOVERY_PREFIX) is Home Assistant's discovery prefix.
+	MQTTDiscoveryPrefix string
+	// MQTTTopicPrefix (MQTT_TOPIC_PREFIX) heads sungrow's own state and status topics.
+	MQTTTopicPrefix string
+	// MQTTMinInterval (MQTT_MIN_INTERVAL_S) is the least time between two state
+	// messages of one device.
+	MQTTMinInterval time.Duration
 }
 
 // Load reads the configuration, applying defaults for unset variables. All problems are
@@ -72,6 +83,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	cfg.StreamMaxClients = int(positiveInt(getenv, "STREAM_MAX_CLIENTS", 10000, &errs))
 	cfg.QuarantineMaxPerDevice = int(positiveInt(getenv, "QUARANTINE_MAX_PER_DEVICE", 10000, &errs))
+	cfg.MQTTURL = mqttURL(getenv, "MQTT_URL", &errs)
+	cfg.MQTTDiscoveryPrefix = topicPrefix(getenv, "MQTT_DISCOVERY_PREFIX", "homeassistant", &errs)
+	cfg.MQTTTopicPrefix = topicPrefix(getenv, "MQTT_TOPIC_PREFIX", "sungrow", &errs)
+	cfg.MQTTMinInterval = seconds(getenv, "MQTT_MIN_INTERVAL_S", 5, &errs)
+	if cfg.MQTTTopicPrefix == cfg.MQTTDiscoveryPrefix {
+		// <prefix>/status would be Home Assistant's own status topic.
+		errs = append(errs, fmt.Errorf("MQTT_TOPIC_PREFIX and MQTT_DISCOVERY_PREFIX are both %q: they must differ", cfg.MQTTTopicPrefix))
+	}
 	return cfg, errors.Join(errs...)
 }
 
@@ -202,4 +221,42 @@ func origins(getenv func(string) string, name string, errs *[]error) []string {
 		list = append(list, o)
 	}
 	return list
+}
+
+// mqttURL reads a broker URL. Its error never repeats the URL, which may hold a
+// password.
+func mqttURL(getenv func(string) string, name string, errs *[]error) *url.URL {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "mqtt" && u.Scheme != "mqtts") || u.Hostname() == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		*errs = append(*errs, fmt.Errorf("%s: want mqtt://[user:password@]host[:port] or mqtts://... (password not shown)", name))
+		return nil
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			*errs = append(*errs, fmt.Errorf("%s: port %q is not a TCP port", name, p))
+			return nil
+		}
+	}
+	return u
+}
+
+// topicPrefix reads an MQTT topic prefix: one or more levels, no wildcards, no empty
+// level, since it heads topics others subscribe to.
+func topicPrefix(getenv func(string) string, name, def string, errs *[]error) string {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def
+	}
+	for _, level := range strings.Split(v, "/") {
+		if level == "" || strings.ContainsAny(level, "+#") || strings.ContainsRune(level, 0) {
+			*errs = append(*errs, fmt.Errorf("%s=%q: want topic levels like %q, without + or # or empty levels", name, v, def))
+			return def
+		}
+	}
+	return v
 }

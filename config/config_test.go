@@ -29,6 +29,10 @@ func TestLoadDefaults(t *testing.T) {
 	is.Equal(cfg.StreamMaxClients, 10000)
 	is.Equal(cfg.QuarantineMaxPerDevice, 10000)
 	is.True(cfg.RequireDatabase() != nil) // DATABASE_URL has no default
+	is.Equal(cfg.MQTTURL, nil)            // no broker: no Home Assistant bridge
+	is.Equal(cfg.MQTTDiscoveryPrefix, "homeassistant")
+	is.Equal(cfg.MQTTTopicPrefix, "sungrow")
+	is.Equal(cfg.MQTTMinInterval, 5*time.Second)
 }
 
 func TestLoadReportsEveryBadVariableByName(t *testing.T) {
@@ -42,13 +46,19 @@ func TestLoadReportsEveryBadVariableByName(t *testing.T) {
 		"QUARANTINE_MAX_PER_DEVICE": "0",
 		"STREAM_KEEPALIVE_S":        "0",
 		"STREAM_MAX_CLIENTS":        "0",
+		"MQTT_URL":                  "http://user:hunter2@broker:1883",
+		"MQTT_DISCOVERY_PREFIX":     "home/#",
+		"MQTT_TOPIC_PREFIX":         "sungrow//x",
+		"MQTT_MIN_INTERVAL_S":       "-1",
 		"SAMPLE_INTERVAL_S":         "3601",
 	}))
 	is.True(err != nil)
 	for _, name := range []string{"MAX_REQUEST_BYTES", "MAX_SAMPLES_PER_REQUEST", "CACHE_TTL_S", "SUNGROW_TZ", "CORS_ORIGINS",
-		"QUARANTINE_MAX_PER_DEVICE", "SAMPLE_INTERVAL_S", "STREAM_KEEPALIVE_S", "STREAM_MAX_CLIENTS"} {
+		"QUARANTINE_MAX_PER_DEVICE", "SAMPLE_INTERVAL_S", "STREAM_KEEPALIVE_S", "STREAM_MAX_CLIENTS",
+		"MQTT_URL", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX", "MQTT_MIN_INTERVAL_S"} {
 		is.True(strings.Contains(err.Error(), name)) // each problem names its variable
 	}
+	is.True(!strings.Contains(err.Error(), "hunter2")) // never the broker's password
 }
 
 func TestLoadReadsValues(t *testing.T) {
@@ -60,16 +70,27 @@ func TestLoadReadsValues(t *testing.T) {
 		"QUARANTINE_MAX_PER_DEVICE": "50",
 		"STREAM_KEEPALIVE_S":        "0.5",
 		"STREAM_MAX_CLIENTS":        "3",
+		"MQTT_URL":                  "mqtts://ha:s3cret@broker.example.com:8883",
+		"MQTT_MIN_INTERVAL_S":       "0.5",
 		"SAMPLE_INTERVAL_S":         "60",
 	}))
 	is.NoErr(err)
 	is.Equal(cfg.QuarantineMaxPerDevice, 50)
+	is.Equal(cfg.MQTTURL.Hostname(), "broker.example.com")
+	is.Equal(cfg.MQTTMinInterval, 500*time.Millisecond)
 	is.Equal(cfg.SampleInterval, time.Minute)
 	is.Equal(cfg.StreamKeepalive, 500*time.Millisecond)
 	is.Equal(cfg.StreamMaxClients, 3)
 	is.Equal(cfg.CacheTTL, time.Duration(0)) // 0 turns caching off
 	is.Equal(cfg.TZ.String(), "Europe/Brussels")
 	is.Equal(cfg.CORSOrigins, []string{"https://a.example.com", "http://localhost:3000"})
+}
+
+func TestMQTTPrefixesMustDiffer(t *testing.T) {
+	is := is.New(t)
+	_, err := config.Load(env(map[string]string{"MQTT_TOPIC_PREFIX": "homeassistant"}))
+	is.True(err != nil)
+	is.True(strings.Contains(err.Error(), "MQTT_TOPIC_PREFIX and MQTT_DISCOVERY_PREFIX"))
 }
 
 func TestParseDeviceTokens(t *testing.T) {

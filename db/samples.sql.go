@@ -10,6 +10,41 @@ import (
 	"time"
 )
 
+const deviceIDs = `-- name: DeviceIDs :many
+WITH RECURSIVE d AS (
+    (SELECT s.device_id FROM sungrow_samples s ORDER BY s.device_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT s.device_id FROM sungrow_samples s
+            WHERE s.device_id > d.device_id ORDER BY s.device_id LIMIT 1)
+    FROM d
+    WHERE d.device_id IS NOT NULL
+)
+SELECT d.device_id::text AS device_id FROM d WHERE d.device_id IS NOT NULL
+`
+
+// Every device with at least one sample. A loose index scan: one probe of the
+// primary key (device_id, ts) per device, so its cost grows with the number of
+// devices, not of samples (SELECT DISTINCT would read every row).
+func (q *Queries) DeviceIDs(ctx context.Context) ([]string, error) {
+	rows, err := q.db.Query(ctx, deviceIDs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var device_id string
+		if err := rows.Scan(&device_id); err != nil {
+			return nil, err
+		}
+		items = append(items, device_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const insertSamples = `-- name: InsertSamples :execrows
 INSERT INTO sungrow_samples (
     device_id, ts, pv_power_w, pv_daily_kwh, battery_power_w, battery_soc_pct,

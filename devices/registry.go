@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -137,6 +139,17 @@ func (r *Registry) touch(e *entry) {
 	r.mu.Lock()
 	r.touched[e.id] = struct{}{}
 	r.mu.Unlock()
+}
+
+// Devices lists, in id order, the devices that have at least one token that can
+// authenticate right now (the MQTT bridge takes a device without one out of Home
+// Assistant). It walks every token: call it every few seconds, not per request.
+func (r *Registry) Devices() []string {
+	seen := map[string]bool{}
+	for _, e := range r.state.Load().tokens {
+		seen[e.device] = true
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // Tokens is how many tokens can authenticate right now.

@@ -364,3 +364,43 @@ func TestHealth(t *testing.T) {
 	is.Equal(res.status, http.StatusOK)
 	is.Equal(res.body["status"], "ok")
 }
+
+// storedLog records what ingest tells its StoredListeners.
+type storedLog struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *storedLog) Stored(deviceID string, newest time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, deviceID+" "+newest.UTC().Format(time.RFC3339))
+}
+
+func (l *storedLog) get() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.calls...)
+}
+
+func TestIngestTellsStoredListenersOnlyOfBatchesThatInserted(t *testing.T) {
+	is := is.New(t)
+	d := testenv.New(t, testenv.Postgres)
+	a, b := &storedLog{}, &storedLog{}
+	srv := newServer(t, d.Pool, func(deps *httpapi.Deps) { deps.Stored = []httpapi.StoredListener{a, b} })
+	at := func(i int) string {
+		return device + " " + fixedNow.Add(-4*time.Hour+time.Duration(i)*5*time.Second).UTC().Format(time.RFC3339)
+	}
+
+	is.Equal(post(t, srv.URL, token, batch(0, 10)).status, http.StatusOK)
+	is.Equal(post(t, srv.URL, token, batch(0, 10)).status, http.StatusOK)                       // nothing new: no call
+	is.Equal(post(t, srv.URL, token, map[string]any{"samples": []any{}}).status, http.StatusOK) // empty: no call
+	is.Equal(post(t, srv.URL, token, batch(20, 25)).status, http.StatusOK)
+	is.Equal(post(t, srv.URL, token, map[string]any{"samples": []any{sampleJSON(99)}}).status, http.StatusOK)
+	is.Equal(post(t, srv.URL, token, batch(15, 18)).status, http.StatusOK) // an older batch is news too
+	is.Equal(post(t, srv.URL, token, map[string]any{"samples": []any{sampleJSON(-1), "bad"}}).status, http.StatusUnprocessableEntity)
+
+	want := []string{at(9), at(24), at(99), at(17)}
+	is.Equal(a.get(), want)
+	is.Equal(b.get(), want)
+}

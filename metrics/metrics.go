@@ -27,6 +27,11 @@ type Metrics struct {
 	StorageBytes    *prometheus.GaugeVec // relation: sungrow_samples or an aggregate
 	// QuarantinedSamples counts implausible samples set aside by ingest, by reason.
 	QuarantinedSamples *prometheus.CounterVec
+	// The Home Assistant bridge: whether it holds a broker connection, and its
+	// messages.
+	MQTTConnected     prometheus.Gauge
+	MQTTPublished     prometheus.Counter
+	MQTTPublishErrors prometheus.Counter
 }
 
 // New returns a fresh registry with the Go runtime and process collectors in it.
@@ -76,9 +81,21 @@ func New() *Metrics {
 			Name: "sungrow_storage_bytes",
 			Help: "Bytes on disk of the raw samples table and of each series aggregate, indexes included; read in the background at most once a minute.",
 		}, []string{"relation"}),
+		MQTTConnected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sungrow_mqtt_connected",
+			Help: "1 while the Home Assistant bridge is connected to its MQTT broker, else 0.",
+		}),
+		MQTTPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sungrow_mqtt_messages_published_total",
+			Help: "MQTT messages (discovery, state, availability) the broker acknowledged.",
+		}),
+		MQTTPublishErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sungrow_mqtt_publish_errors_total",
+			Help: "MQTT messages that could not be published (they are sent again later).",
+		}),
 	}
 	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults,
-		m.QuarantinedSamples, m.StreamsOpen, m.StreamEvents, m.StorageBytes)
+		m.QuarantinedSamples, m.StreamsOpen, m.StreamEvents, m.StorageBytes, m.MQTTConnected, m.MQTTPublished, m.MQTTPublishErrors)
 	return m
 }
 

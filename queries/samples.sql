@@ -32,3 +32,17 @@ SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'timescaled
 -- name: SetSearchPath :exec
 -- For servers that ignore the search_path startup parameter (see cmd's openPool).
 SELECT set_config('search_path', @search_path::text, false);
+
+-- name: DeviceIDs :many
+-- Every device with at least one sample. A loose index scan: one probe of the
+-- primary key (device_id, ts) per device, so its cost grows with the number of
+-- devices, not of samples (SELECT DISTINCT would read every row).
+WITH RECURSIVE d AS (
+    (SELECT s.device_id FROM sungrow_samples s ORDER BY s.device_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT s.device_id FROM sungrow_samples s
+            WHERE s.device_id > d.device_id ORDER BY s.device_id LIMIT 1)
+    FROM d
+    WHERE d.device_id IS NOT NULL
+)
+SELECT d.device_id::text AS device_id FROM d WHERE d.device_id IS NOT NULL;

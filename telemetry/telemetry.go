@@ -148,3 +148,12 @@ func (s *Store) TimescaleInstalled(ctx context.Context) (bool, error) {
 	}
 	return ok, nil
 }
+
+// Devices lists every device with at least one sample, in id order.
+func (s *Store) Devices(ctx context.Context) ([]string, error) {
+	ids, err := s.q.DeviceIDs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list devices with samples: %w", err)
+	}
+	return ids, nil
+}

@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,4 +58,30 @@ func TestLatestIsServedByThePrimaryKey(t *testing.T) {
 		is.True(smp.DeviceID == "a" || smp.DeviceID == "c")
 		is.True(smp.TS.Equal(start.Add(999 * 5 * time.Second)))
 	}
+}
+
+func TestDevicesListsEachDeviceWithSamplesOnce(t *testing.T) {
+	testenv.ForEach(t, func(t *testing.T, d *testenv.DB) {
+		is := is.New(t)
+		ctx := context.Background()
+		store := telemetry.NewStore(d.Pool)
+		none, err := store.Devices(ctx)
+		is.NoErr(err)
+		is.Equal(len(none), 0)
+		start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		for _, device := range []string{"c", "a/b", "a", "é+#"} {
+			samples := make([]telemetry.Sample, 50)
+			for i := range samples {
+				samples[i] = telemetry.Sample{DeviceID: device, TS: start.Add(time.Duration(i) * 5 * time.Second), SampleCount: 1}
+			}
+			_, err := store.Insert(ctx, device, samples)
+			is.NoErr(err)
+		}
+		got, err := store.Devices(ctx)
+		is.NoErr(err)
+		is.Equal(len(got), 4)
+		for _, want := range []string{"a", "a/b", "c", "é+#"} {
+			is.True(slices.Contains(got, want))
+		}
+	})
 }

@@ -3,9 +3,21 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"os/exec"
+	"os/user"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -147,4 +159,132 @@ func (r *Redis) Resume(t testing.TB) {
 // Client connects to the server.
 func (r *Redis) Client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + r.Port})
+}
+
+// Mosquitto is a broker of the test's own on a free port, with a password file, which
+// the test may stop and start again: the shared broker on 1883 is never touched. It
+// keeps nothing across a restart (no persistence), as a broker that lost its disk.
+type Mosquitto struct {
+	Port, User, Password string
+	TLSPort              string // StartMosquittoTLS only
+	dir                  string
+	cmd                  *exec.Cmd
+}
+
+// StartMosquitto starts Debian's mosquitto for this test with one user and stops it
+// when the test ends.
+func StartMosquitto(t testing.TB) *Mosquitto {
+	t.Helper()
+	return startMosquitto(t, false)
+}
+
+// StartMosquittoTLS is StartMosquitto with a second listener on TLSPort speaking TLS
+// with a self-signed certificate for 127.0.0.1, which no system trusts.
+func StartMosquittoTLS(t testing.TB) *Mosquitto {
+	t.Helper()
+	return startMosquitto(t, true)
+}
+
+func startMosquitto(t testing.TB, withTLS bool) *Mosquitto {
+	t.Helper()
+	bin := "/usr/sbin/mosquitto"
+	if _, err := os.Stat(bin); err != nil {
+		t.Skip("mosquitto is not installed (apt-get install mosquitto)")
+	}
+	m := &Mosquitto{Port: FreePort(t), User: "sungrow", Password: UniqueName("pw"), dir: t.TempDir()}
+	passwd := filepath.Join(m.dir, "passwd")
+	if out, err := exec.Command("mosquitto_passwd", "-b", "-c", passwd, m.User, m.Password).CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+	}
+	// Started as root, mosquitto would become user mosquitto, who cannot read the
+	// test's private directory: stay who we are (ignored when not root).
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("allow_anonymous false\npassword_file %s\npersistence false\nuser %s\nlistener %s 127.0.0.1\n",
+		passwd, me.Username, m.Port)
+	if withTLS {
+		m.TLSPort = FreePort(t)
+		cert, key := filepath.Join(m.dir, "cert.pem"), filepath.Join(m.dir, "key.pem")
+		writeSelfSigned(t, cert, key)
+		conf += fmt.Sprintf("listener %s 127.0.0.1\ncertfile %s\nkeyfile %s\n", m.TLSPort, cert, key)
+	}
+	if err := os.WriteFile(filepath.Join(m.dir, "mosquitto.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.Start(t)
+	t.Cleanup(m.Stop)
+	return m
+}
+
+// writeSelfSigned writes a self-signed certificate for 127.0.0.1 and its key as PEM.
+func writeSelfSigned(t testing.TB, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// URL is the broker's mqtt:// URL with the test user's credentials.
+func (m *Mosquitto) URL() string {
+	return (&url.URL{Scheme: "mqtt", User: url.UserPassword(m.User, m.Password), Host: "127.0.0.1:" + m.Port}).String()
+}
+
+// Start (re)starts the broker, empty, and waits until it accepts connections.
+func (m *Mosquitto) Start(t testing.TB) {
+	t.Helper()
+	m.cmd = exec.Command("/usr/sbin/mosquitto", "-c", filepath.Join(m.dir, "mosquitto.conf"))
+	var out LogBuffer
+	m.cmd.Stdout, m.cmd.Stderr = &out, &out
+	defer func() {
+		if t.Failed() {
+			t.Logf("mosquitto said: %s", out.String())
+		}
+	}()
+	if err := m.cmd.Start(); err != nil {
+		t.Fatalf("start mosquitto: %v", err)
+	}
+	Await(t, "mosquitto to accept connections", 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+m.Port)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// Stop kills the broker (a crash: no will is delivered to anyone, clients see their
+// connection drop); stopping a stopped one does nothing.
+func (m *Mosquitto) Stop() {
+	if m.cmd == nil {
+		return
+	}
+	_ = m.cmd.Process.Kill()
+	_ = m.cmd.Wait()
+	m.cmd = nil
 }

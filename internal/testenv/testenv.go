@@ -1,9 +1,9 @@
 // Package testenv gives each test its own database on the machine's real services: a
 // fresh database on PostgreSQL, or a fresh schema on the TimescaleDB test server
 // (tsdb/server.mjs, started once per test binary), migrated and cleaned up afterwards;
-// and the few helpers tests of several packages need (a Redis and a PostgreSQL of the
-// test's own, free addresses, waiting for health, the pinned instants calendar tests
-// run at). It is shared by the tests of every package, which is why it is a package.
+// and the few helpers tests of several packages need (a Redis, a PostgreSQL and a
+// Mosquitto of the test's own, free addresses, waiting for health, the pinned instants
+// calendar tests run at). It is shared by the tests of every package, which is why it is a package.
 package testenv
 
 import (
