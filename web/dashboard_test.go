@@ -570,12 +570,17 @@ func artifactDir(t *testing.T) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// Screenshots of an earlier run would pass for this one's.
-	old, _ := filepath.Glob(filepath.Join(dir, "*.png"))
-	for _, p := range old {
-		_ = os.Remove(p)
-	}
+	// Screenshots of an earlier run would pass for this one's. Once per run: the
+	// browser tests run in parallel and must not remove each other's.
+	clearArtifacts.Do(func() {
+		old, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+		for _, p := range old {
+			_ = os.Remove(p)
+		}
+	})
 	return dir
 }
+
+var clearArtifacts sync.Once
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
