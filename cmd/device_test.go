@@ -14,43 +14,21 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/matryer/is"
 
-	"github.com/sungrow/sungrow/cmd"
 	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/internal/testserve"
 )
 
 // instance is one `sungrow serve` running in this process until the test ends.
-type instance struct {
-	base string
-	logs *testenv.LogBuffer
-}
+type instance struct{ *testserve.Serve }
 
 func startServe(t *testing.T, env map[string]string) *instance {
-	t.Helper()
-	addr := testenv.FreeAddr(t)
-	full := map[string]string{"LISTEN_ADDR": addr}
-	for k, v := range env {
-		full[k] = v
-	}
-	s := &instance{base: "http://" + addr, logs: &testenv.LogBuffer{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- cmd.Run(ctx, []string{"serve"}, func(k string) string { return full[k] }, io.Discard, s.logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	testenv.WaitHealthy(t, s.base, done)
-	return s
+	return &instance{testserve.StartServe(t, env)}
 }
 
 // status is the answer of GET path with a bearer token.
 func (s *instance) status(t *testing.T, path, token string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.base+path, nil)
+	req, _ := http.NewRequest(http.MethodGet, s.Base+path, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -166,13 +144,13 @@ func TestDevicesAndTokensReachEveryInstance(t *testing.T) {
 	c := &cli{t: t, env: env}
 
 	// No token anywhere: ready says so.
-	res, err := http.Get(a.base + "/ready")
+	res, err := http.Get(a.Base + "/ready")
 	is.NoErr(err)
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	is.Equal(res.StatusCode, http.StatusServiceUnavailable)
 	is.True(strings.Contains(string(body), "nothing can authenticate"))
-	is.True(strings.Contains(a.logs.String(), "nothing can authenticate")) // and serve warned
+	is.True(strings.Contains(a.Logs.String(), "nothing can authenticate")) // and serve warned
 
 	first := c.deviceAdd("inverter-a", "--name", "House", "--interval", "5s")
 	is.True(strings.HasPrefix(first.Token, "sg_"))
@@ -180,7 +158,7 @@ func TestDevicesAndTokensReachEveryInstance(t *testing.T) {
 	is.Equal(a.status(t, "/ready", ""), http.StatusOK)
 
 	// Samples through the first instance.
-	req, _ := http.NewRequest(http.MethodPost, a.base+"/v1/ingest", strings.NewReader(
+	req, _ := http.NewRequest(http.MethodPost, a.Base+"/v1/ingest", strings.NewReader(
 		`{"samples":[{"device_id":"inverter-a","ts":"2026-01-01T00:00:00Z","pv_power_w":1,"battery_power_w":0,"battery_soc_pct":50,"load_power_w":1,"export_power_w":0},`+
 			`{"device_id":"inverter-a","ts":"2026-01-01T00:00:05Z","pv_power_w":1,"battery_power_w":0,"battery_soc_pct":50,"load_power_w":1,"export_power_w":0}]}`))
 	req.Header.Set("Authorization", "Bearer "+first.Token)
@@ -221,7 +199,7 @@ func TestDevicesAndTokensReachEveryInstance(t *testing.T) {
 	is.Equal(len(tablesHolding(t, d.Pool, "inverter-a")), 3) // samples, devices, tokens
 
 	// No token in any log line, at debug level, nor in the commands' diagnostics.
-	logs := a.logs.String() + b.logs.String() + c.stderr.String()
+	logs := a.Logs.String() + b.Logs.String() + c.stderr.String()
 	is.True(strings.Count(logs, `"msg":"request"`) > 10)
 	for _, tok := range []issued{first, second, third} {
 		is.True(!strings.Contains(logs, tok.Token))

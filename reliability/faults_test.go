@@ -19,6 +19,7 @@ import (
 	"github.com/matryer/is"
 
 	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/internal/testserve"
 	"github.com/sungrow/sungrow/loadtest"
 	"github.com/sungrow/sungrow/telemetry"
 )
@@ -73,12 +74,12 @@ func TestRedisStoppedDuringLoad(t *testing.T) {
 	d := testenv.New(t, testenv.Postgres)
 	rs := testenv.StartRedis(t)
 	devices := loadtest.GeneratedDevices(8, "redisfault")
-	srv := startServe(t, map[string]string{
+	srv := testserve.StartServe(t, map[string]string{
 		"DATABASE_URL": d.URL, "REDIS_URL": rs.URL, "DEVICE_TOKENS": loadtest.DeviceTokens(devices),
 	})
-	r, done := startLoad(t, shortLoad(srv.base, devices, 6*time.Second))
+	r, done := startLoad(t, shortLoad(srv.Base, devices, 6*time.Second))
 	ok200 := func() float64 {
-		return metric(t, srv.base, "sungrow_http_requests_total", `route="GET /v1/realtime"`, `status="200"`)
+		return metric(t, srv.Base, "sungrow_http_requests_total", `route="GET /v1/realtime"`, `status="200"`)
 	}
 
 	testenv.Await(t, "realtime answers cached in Redis", 20*time.Second, func() bool { return realtimeKeys(t, rs) > 0 })
@@ -90,7 +91,7 @@ func TestRedisStoppedDuringLoad(t *testing.T) {
 	end()
 	// A read of its own, in case the load is over by now on a slow machine.
 	testenv.Await(t, "caching to resume in the restarted Redis", 20*time.Second, func() bool {
-		status, _ := send(t, http.MethodGet, srv.base+"/v1/realtime?device_id="+devices[0].ID, "Bearer "+devices[0].Token, nil)
+		status, _ := send(t, http.MethodGet, srv.Base+"/v1/realtime?device_id="+devices[0].ID, "Bearer "+devices[0].Token, nil)
 		is.Equal(status, http.StatusOK)
 		return realtimeKeys(t, rs) > 0
 	})
@@ -110,12 +111,12 @@ func TestPostgresRestartedDuringLoad(t *testing.T) {
 	runCmd(t, env, "migrate", "up")
 	devices := loadtest.GeneratedDevices(8, "pgfault")
 	env["DEVICE_TOKENS"] = loadtest.DeviceTokens(devices)
-	srv := startServe(t, env)
+	srv := testserve.StartServe(t, env)
 	ingest := func(status string) float64 {
-		return metric(t, srv.base, "sungrow_http_requests_total", `route="POST /v1/ingest"`, `status="`+status+`"`)
+		return metric(t, srv.Base, "sungrow_http_requests_total", `route="POST /v1/ingest"`, `status="`+status+`"`)
 	}
 	// The load lasts until recovery has been seen (Stop), however slow the machine.
-	r, done := startLoad(t, shortLoad(srv.base, devices, 2*time.Minute))
+	r, done := startLoad(t, shortLoad(srv.Base, devices, 2*time.Minute))
 
 	testenv.Await(t, "ingest under way", 20*time.Second, func() bool { return ingest("200") >= 20 })
 	end := r.Fault("postgres restart", true)
@@ -132,7 +133,7 @@ func TestPostgresRestartedDuringLoad(t *testing.T) {
 	is.Equal(rep.Unexpected(), int64(0))                             // no 5xx but the expected ones, every batch acknowledged
 	is.True(rep.Endpoint("ingest").Expected["postgres restart"] > 0) // the fault was felt
 	is.True(rep.Retries > 0)                                         // and ridden out by retrying
-	for _, l := range strings.Split(srv.logs.String(), "\n") {
+	for _, l := range strings.Split(srv.Logs.String(), "\n") {
 		if strings.Contains(l, "request failed") && !strings.Contains(l, `"status":503`) {
 			t.Errorf("not a 503: %s", l) // a database that is away is 503, never 500
 		}
@@ -142,7 +143,7 @@ func TestPostgresRestartedDuringLoad(t *testing.T) {
 	is.NoErr(err)
 	defer pool.Close()
 	checkStored(t, pool, rep)
-	res, err := http.Get(srv.base + "/ready")
+	res, err := http.Get(srv.Base + "/ready")
 	is.NoErr(err)
 	res.Body.Close()
 	is.Equal(res.StatusCode, http.StatusOK)
@@ -178,8 +179,8 @@ func TestClientsDisconnectMidRequest(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
 	dev := loadtest.GeneratedDevices(1, "disconnect")[0]
-	srv := startServe(t, map[string]string{"DATABASE_URL": d.URL, "DEVICE_TOKENS": loadtest.DeviceTokens([]loadtest.Device{dev})})
-	addr := strings.TrimPrefix(srv.base, "http://")
+	srv := testserve.StartServe(t, map[string]string{"DATABASE_URL": d.URL, "DEVICE_TOKENS": loadtest.DeviceTokens([]loadtest.Device{dev})})
+	addr := strings.TrimPrefix(srv.Base, "http://")
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	const size = 200
 	span := size * 5 * time.Second
@@ -204,7 +205,7 @@ func TestClientsDisconnectMidRequest(t *testing.T) {
 		body := batchBody(t, dev.ID, base.Add(time.Duration(i)*span), size)
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.base+"/v1/ingest", bytes.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.Base+"/v1/ingest", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+dev.Token)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -236,7 +237,7 @@ func TestClientsDisconnectMidRequest(t *testing.T) {
 	t.Logf("%d requests cut by their client, %d answered (a whole one took %s)", cancelled.Load(), answered.Load()-1, took)
 	// Every handler has finished once only the scrape itself is in flight.
 	testenv.Await(t, "abandoned requests to finish", 20*time.Second, func() bool {
-		return metric(t, srv.base, "sungrow_http_requests_in_flight") == 1
+		return metric(t, srv.Base, "sungrow_http_requests_in_flight") == 1
 	})
 
 	for i := range 50 {
@@ -251,7 +252,7 @@ func TestClientsDisconnectMidRequest(t *testing.T) {
 	}
 	// And the server keeps serving.
 	body := batchBody(t, dev.ID, base.Add(100*span), 1)
-	req, _ := http.NewRequest(http.MethodPost, srv.base+"/v1/ingest", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, srv.Base+"/v1/ingest", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+dev.Token)
 	res, err := http.DefaultClient.Do(req)
 	is.NoErr(err)
@@ -293,13 +294,13 @@ func TestSlowClientsAreDroppedWhileOthersAreServed(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
 	dev := loadtest.GeneratedDevices(1, "slow")[0]
-	srv := startServe(t, map[string]string{
+	srv := testserve.StartServe(t, map[string]string{
 		"DATABASE_URL": d.URL, "DEVICE_TOKENS": loadtest.DeviceTokens([]loadtest.Device{dev}),
 		"READ_HEADER_TIMEOUT_S": "0.5", "READ_TIMEOUT_S": "1",
 	})
-	addr := strings.TrimPrefix(srv.base, "http://")
+	addr := strings.TrimPrefix(srv.Base, "http://")
 	realtime := func() (int, error) {
-		req, _ := http.NewRequest(http.MethodGet, srv.base+"/v1/realtime?device_id="+dev.ID, nil)
+		req, _ := http.NewRequest(http.MethodGet, srv.Base+"/v1/realtime?device_id="+dev.ID, nil)
 		req.Header.Set("Authorization", "Bearer "+dev.Token)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -311,7 +312,7 @@ func TestSlowClientsAreDroppedWhileOthersAreServed(t *testing.T) {
 	}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	body := batchBody(t, dev.ID, start, 1)
-	req, _ := http.NewRequest(http.MethodPost, srv.base+"/v1/ingest", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, srv.Base+"/v1/ingest", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+dev.Token)
 	res, err := http.DefaultClient.Do(req)
 	is.NoErr(err)
@@ -384,9 +385,9 @@ func TestTableTokensOutlivePostgresOutage(t *testing.T) {
 		return ""
 	}
 	tok := token(runCmd(t, env, "device", "add", "inverter-a"))
-	srv := startServe(t, env)
+	srv := testserve.StartServe(t, env)
 	me := func(tok string) int {
-		status, _ := send(t, http.MethodGet, srv.base+"/v1/me", "Bearer "+tok, nil)
+		status, _ := send(t, http.MethodGet, srv.Base+"/v1/me", "Bearer "+tok, nil)
 		return status
 	}
 	is.Equal(me(tok), http.StatusOK)
@@ -394,10 +395,10 @@ func TestTableTokensOutlivePostgresOutage(t *testing.T) {
 	pg.Crash(t)
 	// Let a few polls fail first.
 	testenv.Await(t, "serve to notice the outage", 20*time.Second, func() bool {
-		return strings.Contains(srv.logs.String(), "device tokens: the table failed")
+		return strings.Contains(srv.Logs.String(), "device tokens: the table failed")
 	})
 	is.Equal(me(tok), http.StatusOK) // still admitted
-	status, _ := send(t, http.MethodGet, srv.base+"/v1/realtime?device_id=inverter-a", "Bearer "+tok, nil)
+	status, _ := send(t, http.MethodGet, srv.Base+"/v1/realtime?device_id=inverter-a", "Bearer "+tok, nil)
 	is.Equal(status, http.StatusServiceUnavailable) // what needs the database says so
 
 	pg.Start(t)
@@ -407,7 +408,7 @@ func TestTableTokensOutlivePostgresOutage(t *testing.T) {
 	})
 	// The registry says so after the reload (and the flush) that let the removal in.
 	testenv.Await(t, "serve to say the table answers again", 20*time.Second, func() bool {
-		return strings.Contains(srv.logs.String(), "device tokens: the table answers again")
+		return strings.Contains(srv.Logs.String(), "device tokens: the table answers again")
 	})
-	is.True(!strings.Contains(srv.logs.String(), tok))
+	is.True(!strings.Contains(srv.Logs.String(), tok))
 }

@@ -4,52 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sungrow/sungrow/cmd"
 	"github.com/sungrow/sungrow/internal/testenv"
 )
-
-// server is `sungrow serve` running in this process.
-type server struct {
-	base string
-	logs *testenv.LogBuffer
-}
-
-// startServe runs `sungrow serve` in-process with env (LISTEN_ADDR is chosen here) until
-// the test ends, and waits until it answers /health.
-func startServe(t *testing.T, env map[string]string) *server {
-	t.Helper()
-	addr := testenv.FreeAddr(t)
-	full := map[string]string{"LISTEN_ADDR": addr}
-	for k, v := range env {
-		full[k] = v
-	}
-	s := &server{base: "http://" + addr, logs: &testenv.LogBuffer{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- cmd.Run(ctx, []string{"serve"}, func(k string) string { return full[k] }, io.Discard, s.logs)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop within 30 s of its context ending")
-		}
-	})
-	testenv.WaitHealthy(t, s.base, done)
-	return s
-}
 
 // runCmd runs one sungrow command to completion.
 func runCmd(t *testing.T, env map[string]string, args ...string) string {

@@ -16,6 +16,7 @@ import (
 	"github.com/matryer/is"
 
 	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/internal/testserve"
 	"github.com/sungrow/sungrow/loadtest"
 )
 
@@ -51,19 +52,19 @@ func TestTokensNeverInLogs(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
 	good, other, wrong := secret("good-"), secret("other-"), secret("wrong-")
-	srv := startServe(t, map[string]string{
+	srv := testserve.StartServe(t, map[string]string{
 		"DATABASE_URL": d.URL, "DEVICE_TOKENS": good + ":inverter-a," + other + ":inverter-b", "LOG_LEVEL": "debug",
 	})
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	rt := srv.base + "/v1/realtime?device_id=inverter-a"
+	rt := srv.Base + "/v1/realtime?device_id=inverter-a"
 
-	status, _ := send(t, http.MethodPost, srv.base+"/v1/ingest", "Bearer "+good, batchBody(t, "inverter-a", start, 3))
+	status, _ := send(t, http.MethodPost, srv.Base+"/v1/ingest", "Bearer "+good, batchBody(t, "inverter-a", start, 3))
 	is.Equal(status, http.StatusOK)
 	status, _ = send(t, http.MethodGet, rt, "Bearer "+good, nil)
 	is.Equal(status, http.StatusOK)
 	status, _ = send(t, http.MethodGet, rt, "Bearer "+other, nil) // the other device's token
 	is.Equal(status, http.StatusForbidden)
-	status, _ = send(t, http.MethodPost, srv.base+"/v1/ingest", "Bearer "+other, batchBody(t, "inverter-a", start, 1))
+	status, _ = send(t, http.MethodPost, srv.Base+"/v1/ingest", "Bearer "+other, batchBody(t, "inverter-a", start, 1))
 	is.Equal(status, http.StatusForbidden)
 	status, _ = send(t, http.MethodGet, rt, "Bearer "+wrong, nil)
 	is.Equal(status, http.StatusUnauthorized)
@@ -71,14 +72,14 @@ func TestTokensNeverInLogs(t *testing.T) {
 	is.Equal(status, http.StatusUnauthorized)
 	status, _ = send(t, http.MethodGet, rt+"&token="+good, "Bearer "+wrong, nil) // a token in the query
 	is.Equal(status, http.StatusUnauthorized)
-	status, _ = send(t, http.MethodPost, srv.base+"/v1/ingest", "Bearer "+good, []byte(`{"samples":[{"device_id":"`+good+`"}]}`))
+	status, _ = send(t, http.MethodPost, srv.Base+"/v1/ingest", "Bearer "+good, []byte(`{"samples":[{"device_id":"`+good+`"}]}`))
 	is.Equal(status, http.StatusForbidden) // a token pasted as a device id
-	status, _ = send(t, http.MethodPost, srv.base+"/v1/ingest", "Bearer "+good, []byte(`{"samples":[`+good))
+	status, _ = send(t, http.MethodPost, srv.Base+"/v1/ingest", "Bearer "+good, []byte(`{"samples":[`+good))
 	is.Equal(status, http.StatusUnprocessableEntity) // a token inside malformed JSON
-	status, _ = send(t, http.MethodGet, srv.base+"/v1/series?device_id=inverter-a&frame="+good, "Bearer "+good, nil)
+	status, _ = send(t, http.MethodGet, srv.Base+"/v1/series?device_id=inverter-a&frame="+good, "Bearer "+good, nil)
 	is.Equal(status, http.StatusUnprocessableEntity)
 
-	logs := srv.logs.String()
+	logs := srv.Logs.String()
 	is.True(strings.Count(logs, `"msg":"request"`) >= 10) // the requests were logged...
 	for name, tok := range map[string]string{"good": good, "other": other, "wrong": wrong} {
 		if strings.Contains(logs, tok) || strings.Contains(logs, tok[len(tok)-16:]) {
@@ -91,8 +92,8 @@ func TestUnauthorizedNeverTellsWhetherADeviceExists(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
 	tok := secret("tok-")
-	srv := startServe(t, map[string]string{"DATABASE_URL": d.URL, "DEVICE_TOKENS": tok + ":inverter-a"})
-	status, _ := send(t, http.MethodPost, srv.base+"/v1/ingest", "Bearer "+tok, batchBody(t, "inverter-a", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), 1))
+	srv := testserve.StartServe(t, map[string]string{"DATABASE_URL": d.URL, "DEVICE_TOKENS": tok + ":inverter-a"})
+	status, _ := send(t, http.MethodPost, srv.Base+"/v1/ingest", "Bearer "+tok, batchBody(t, "inverter-a", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), 1))
 	is.Equal(status, http.StatusOK) // inverter-a exists and has data
 
 	type answer struct {
@@ -104,7 +105,7 @@ func TestUnauthorizedNeverTellsWhetherADeviceExists(t *testing.T) {
 		if method == http.MethodPost {
 			body = batchBody(t, device, time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), 1)
 		}
-		s, b := send(t, method, srv.base+path+"?device_id="+device+"&frame=day", auth, body)
+		s, b := send(t, method, srv.Base+path+"?device_id="+device+"&frame=day", auth, body)
 		return answer{s, b}
 	}
 	for _, auth := range []string{"Bearer " + secret("unknown-"), "Bearer " + tok[:len(tok)-1], "", "Bearer"} {
@@ -150,7 +151,7 @@ func TestBodyLimitHoldsWhileStreaming(t *testing.T) {
 	d := testenv.New(t, testenv.Postgres)
 	dev := loadtest.GeneratedDevices(1, "stream")[0]
 	const limit = 1 << 20
-	srv := startServe(t, map[string]string{
+	srv := testserve.StartServe(t, map[string]string{
 		"DATABASE_URL": d.URL, "DEVICE_TOKENS": loadtest.DeviceTokens([]loadtest.Device{dev}), "MAX_REQUEST_BYTES": "1048576",
 	})
 
@@ -160,7 +161,7 @@ func TestBodyLimitHoldsWhileStreaming(t *testing.T) {
 	body := &endless{head: []byte(`{"samples":[{"device_id":"` + dev.ID + `","pad":"`), limit: 1 << 30}
 	// No Content-Length: the body is chunked and the server learns its size only by
 	// reading it.
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.base+"/v1/ingest", io.NopCloser(body))
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.Base+"/v1/ingest", io.NopCloser(body))
 	is.NoErr(err)
 	req.Header.Set("Authorization", "Bearer "+dev.Token)
 	req.Header.Set("Content-Type", "application/json")
@@ -180,6 +181,6 @@ func TestBodyLimitHoldsWhileStreaming(t *testing.T) {
 	is.True(after.TotalAlloc-before.TotalAlloc < 32<<20)
 
 	// The server is fine afterwards.
-	status, _ := send(t, http.MethodGet, srv.base+"/health", "", nil)
+	status, _ := send(t, http.MethodGet, srv.Base+"/health", "", nil)
 	is.Equal(status, http.StatusOK)
 }

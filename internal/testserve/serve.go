@@ -1,0 +1,50 @@
+// Package testserve runs `sungrow serve` inside a test's process. It is apart from
+// testenv because it imports cmd, and cmd imports the packages (cache, devices, series…)
+// whose own in-package tests use testenv: in testenv it would be an import cycle.
+package testserve
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/sungrow/sungrow/cmd"
+	"github.com/sungrow/sungrow/internal/testenv"
+)
+
+// Serve is `sungrow serve` running in the test's own process.
+type Serve struct {
+	Base string // http://host:port
+	Logs *testenv.LogBuffer
+}
+
+// StartServe runs `sungrow serve` in-process with env (LISTEN_ADDR is chosen here) until
+// the test ends, and waits until it answers /health.
+func StartServe(t testing.TB, env map[string]string) *Serve {
+	t.Helper()
+	addr := testenv.FreeAddr(t)
+	full := map[string]string{"LISTEN_ADDR": addr}
+	for k, v := range env {
+		full[k] = v
+	}
+	s := &Serve{Base: "http://" + addr, Logs: &testenv.LogBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- cmd.Run(ctx, []string{"serve"}, func(k string) string { return full[k] }, io.Discard, s.Logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop within 30 s of its context ending")
+		}
+	})
+	testenv.WaitHealthy(t, s.Base, done)
+	return s
+}
