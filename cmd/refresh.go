@@ -152,7 +152,7 @@ func parseWindowTime(flag, v string, loc *time.Location) (time.Time, error) {
 // startSeries chooses where GET /v1/series reads from, says so once, and starts the
 // late-data refresher when there are aggregates; stop ends the refresher and waits.
 func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, interval series.IntervalFunc, logger *slog.Logger) (
-	httpapi.SeriesReader, httpapi.LateDataNotifier, func(), error) {
+	*series.Service, httpapi.LateDataNotifier, func(), error) {
 	svc, info, err := series.Open(ctx, pool, cfg.TZ)
 	if err != nil {
 		return nil, nil, nil, err
