@@ -3,7 +3,6 @@ package cmd_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -15,22 +14,7 @@ import (
 	"github.com/matryer/is"
 
 	"github.com/sungrow/sungrow/internal/testenv"
-	"github.com/sungrow/sungrow/internal/testserve"
 )
-
-// getAs is GET base+path with a bearer token: its status and body.
-func getAs(t *testing.T, base, path, token string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
-}
 
 // readsOn is sungrow_db_reads_total{target} on an instance's /metrics.
 func readsOn(t *testing.T, base, target string) float64 {
@@ -66,14 +50,14 @@ func TestServeReadsFromAStandby(t *testing.T) {
 	is.NoErr(err)
 	standby := primary.StartStandby(t)
 
-	plain := testserve.StartServe(t, env)
+	plain := startServe(t, env)
 	// A password (trust ignores it) that must never reach the log.
 	readURL := strings.Replace(standby.URL("sungrow"), "postgres@", "postgres:s3cret-pw@", 1)
 	withReads := map[string]string{"DATABASE_READ_URL": readURL, "READ_MAX_LAG_S": "1"}
 	for k, v := range env {
 		withReads[k] = v
 	}
-	replicated := testserve.StartServe(t, withReads)
+	replicated := startServe(t, withReads)
 
 	// Ten days every 15 minutes, through the instance with replicas (ingest: primary).
 	var samples []string
@@ -102,7 +86,7 @@ func TestServeReadsFromAStandby(t *testing.T) {
 		return standbyPool.QueryRow(ctx, "SELECT count(*) FROM sungrow_samples").Scan(&n) == nil && n == len(samples)
 	})
 	testenv.Await(t, "the standby to be used", 30*time.Second, func() bool {
-		_, body := getAs(t, replicated.Base, "/ready", "")
+		_, body := replicated.get(t, "/ready", "")
 		return strings.Contains(body, `"replica1":"ok"`)
 	})
 
@@ -114,15 +98,16 @@ func TestServeReadsFromAStandby(t *testing.T) {
 	}
 	paths = append(paths, "/v1/quarantine?device_id=inverter-01")
 	for _, p := range paths {
-		status, want := getAs(t, plain.Base, p, "tok")
+		status, want := plain.get(t, p, "tok")
 		is.Equal(status, http.StatusOK)
-		status, got := getAs(t, replicated.Base, p, "tok")
+		status, got := replicated.get(t, p, "tok")
 		is.Equal(status, http.StatusOK)
 		if got != want {
 			t.Errorf("%s: with DATABASE_READ_URL\n%s\nwithout\n%s", p, got, want)
 		}
 	}
-	is.True(strings.Contains(getBody(t, plain.Base, "/v1/series?device_id=inverter-01&frame=month&date=2026-02-10"), `"net_cost":`))
+	_, month := plain.get(t, "/v1/series?device_id=inverter-01&frame=month&date=2026-02-10", "tok")
+	is.True(strings.Contains(month, `"net_cost":`))
 	is.True(readsOn(t, replicated.Base, "replica")-onReplica >= float64(len(paths))) // each read ran at least one query there
 	log := standby.Log(t)
 	is.True(strings.Contains(log, "FROM sungrow_samples"))    // the series reads ran on the standby
@@ -136,14 +121,14 @@ func TestServeReadsFromAStandby(t *testing.T) {
 	is.NoErr(err)
 	ingest(`{"device_id":"inverter-01","ts":"2026-02-11T10:00:00Z","pv_power_w":1234,"battery_power_w":0,"battery_soc_pct":50,"load_power_w":300,"export_power_w":900}`)
 	ingested := time.Now()
-	status, body := getAs(t, replicated.Base, "/v1/realtime?device_id=inverter-01", "tok")
+	status, body := replicated.get(t, "/v1/realtime?device_id=inverter-01", "tok")
 	is.Equal(status, http.StatusOK)
 	is.True(strings.Contains(body, `"2026-02-11T10:00:00Z"`))
 	testenv.Await(t, "the new sample in frame=day", 3*time.Second-time.Since(ingested), func() bool {
-		status, body := getAs(t, replicated.Base, "/v1/series?device_id=inverter-01&frame=day&date=2026-02-11", "tok")
+		status, body := replicated.get(t, "/v1/series?device_id=inverter-01&frame=day&date=2026-02-11", "tok")
 		return status == http.StatusOK && strings.Contains(body, `"max_pv_power_w":1234`)
 	})
-	_, body = getAs(t, replicated.Base, "/ready", "")
+	_, body = replicated.get(t, "/ready", "")
 	is.True(strings.Contains(body, `"replica1":"lagging`))
 	is.True(strings.Contains(body, `"status":"ready"`))
 	_, err = standbyPool.Exec(ctx, "SELECT pg_wal_replay_resume()")
@@ -154,16 +139,16 @@ func TestServeReadsFromAStandby(t *testing.T) {
 	standby.Stop(t)
 	for range 20 {
 		for _, p := range paths {
-			status, _ := getAs(t, replicated.Base, p, "tok")
+			status, _ := replicated.get(t, p, "tok")
 			is.Equal(status, http.StatusOK)
 		}
 	}
-	_, body = getAs(t, replicated.Base, "/ready", "")
+	_, body = replicated.get(t, "/ready", "")
 	is.True(strings.Contains(body, `"replica1":"down`))
 	standby.Start(t)
 	restarted := readsOn(t, replicated.Base, "replica")
 	testenv.Await(t, "reads on the restarted standby", 40*time.Second, func() bool {
-		getAs(t, replicated.Base, paths[0], "tok")
+		replicated.get(t, paths[0], "tok")
 		return readsOn(t, replicated.Base, "replica") > restarted
 	})
 
@@ -174,10 +159,4 @@ func TestServeReadsFromAStandby(t *testing.T) {
 	}
 	is.True(strings.Contains(replicated.Logs.String(), `"replica":"replica1"`)) // the replica's states are logged
 	is.True(!strings.Contains(replicated.Logs.String(), "s3cret-pw"))           // without its password
-}
-
-func getBody(t *testing.T, base, path string) string {
-	t.Helper()
-	_, body := getAs(t, base, path, "tok")
-	return body
 }
