@@ -81,10 +81,15 @@ type replica struct {
 	name, addr string
 	pool       *pgxpool.Pool
 
-	mu          sync.Mutex
-	state       State
-	lag         time.Duration
-	behindSince time.Time // when checks began to find it behind with no commit replayed
+	mu    sync.Mutex
+	state State
+	lag   time.Duration
+	// caughtUp is when the primary's WAL ended where the replica had replayed to at
+	// the last check that found it current: its answers are at least that fresh.
+	caughtUp time.Time
+	// behindSince is when checks began to find it behind, never current, with no
+	// commit replayed since it started.
+	behindSince time.Time
 }
 
 // connectTimeout bounds how long a read or a check waits for a replica that does not
@@ -157,28 +162,33 @@ func (s *Set) Run(ctx context.Context) {
 	}
 }
 
+// unknownLSN stands for the primary's WAL position when the primary did not answer.
+const unknownLSN = "0/0"
+
 // Check measures every replica's lag once, all at once, each within Options.Every.
 func (s *Set) Check(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Every)
 	defer cancel()
 	// Where the primary's WAL ends before the replicas are asked: a replica that has
 	// replayed that far is current, however long ago its last commit was.
+	asked := time.Now()
 	lsn, err := db.New(s.primary).PrimaryWALPosition(ctx)
 	if err != nil {
-		lsn = "0/0" // unknown: only the replicas' own received WAL tells
+		lsn = unknownLSN // only the replicas' own received WAL tells
 	}
 	var wg sync.WaitGroup
 	for _, r := range s.replicas {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.check(ctx, r, lsn)
+			s.check(ctx, r, lsn, asked)
 		}()
 	}
 	wg.Wait()
 }
 
-func (s *Set) check(ctx context.Context, r *replica, primaryLSN string) {
+// check asks r how far it is behind primaryLSN, where the primary's WAL ended at asked.
+func (s *Set) check(ctx context.Context, r *replica, primaryLSN string, asked time.Time) {
 	row, err := db.New(r.pool).ReplicaLag(ctx, primaryLSN)
 	now := time.Now()
 	r.mu.Lock()
@@ -196,11 +206,19 @@ func (s *Set) check(ctx context.Context, r *replica, primaryLSN string) {
 		r.state, r.lag = NotReplica, 0
 	case row.BehindPrimaryBytes == 0 && row.UnreplayedBytes == 0:
 		r.state, r.lag, r.behindSince = Usable, 0, time.Time{}
+		if primaryLSN != unknownLSN {
+			r.caughtUp = asked
+		}
 	default:
-		// Behind: its answers are as old as the last commit it replayed. Without one
-		// since it started, as old as the first check that found it behind.
+		// Behind: its answers are as old as the last commit it replayed, and no older
+		// than the last check that found it current (a primary that writes seldom
+		// committed long before the WAL the replica is about to replay). Without
+		// either since it started, as old as the first check that found it behind.
 		lag := time.Duration(row.SinceReplayS * float64(time.Second))
-		if row.SinceReplayS < 0 {
+		switch {
+		case !r.caughtUp.IsZero() && (row.SinceReplayS < 0 || now.Sub(r.caughtUp) < lag):
+			lag = now.Sub(r.caughtUp)
+		case row.SinceReplayS < 0:
 			if r.behindSince.IsZero() {
 				r.behindSince = now
 			}
