@@ -196,7 +196,7 @@ func warnEnvOverride(e *env, id string) {
 }
 
 func printIssued(w io.Writer, tok devices.IssuedToken) {
-	fmt.Fprintf(w, "token %d: %s\n", tok.ID, tok.Secret)
+	fmt.Fprintf(w, "token %d (%s): %s\n", tok.ID, tok.Scope, tok.Secret)
 	fmt.Fprintln(w, "Keep it now: it is not stored and cannot be shown again. Running servers accept it within a few seconds.")
 }
 
