@@ -45,7 +45,7 @@ type snapshot struct {
 
 type entry struct {
 	grant Grant
-	id     int64 // the table's token id; 0 for DEVICE_TOKENS
+	id    int64 // the table's token id; 0 for DEVICE_TOKENS
 	// marked is the Unix second this token's use was last queued for writing, so a
 	// token busy with many requests is queued once a minute, not once a request.
 	marked atomic.Int64
