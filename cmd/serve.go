@@ -308,7 +308,7 @@ func startHomeAssistant(ctx context.Context, cfg config.Config, logger *slog.Log
 		DiscoveryPrefix: cfg.MQTTDiscoveryPrefix,
 		TopicPrefix:     cfg.MQTTTopicPrefix,
 		MinInterval:     cfg.MQTTMinInterval,
-		Version:         Version,
+		Version:         versionText(),    // sw_version names the commit too
 		Devices:         registry.Devices, // a device whose tokens are all revoked leaves Home Assistant
 		Samples:         store,
 		Energy:          energy,
