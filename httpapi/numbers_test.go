@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,4 +77,21 @@ func TestSimulatedDayNumbers(t *testing.T) {
 		}
 		t.Logf("%d cells below 1e-6 in magnitude, with an exponent in both", tiny)
 	})
+}
+
+// TestNegativeZeroFromTheEdge: Python prints an idle reading as -0.0; it is stored as 0,
+// so the newest sample never answers -0.
+func TestNegativeZeroFromTheEdge(t *testing.T) {
+	is := is.New(t)
+	d := testenv.New(t, testenv.Postgres)
+	srv := newServer(t, d.Pool)
+	res := post(t, srv.URL, token, `{"samples":[{"device_id":"`+device+`","ts":"2026-02-15T08:00:00Z","pv_power_w":-0.0,`+
+		`"battery_power_w":-0,"battery_soc_pct":50,"load_power_w":-0e3,"export_power_w":-0.0}]}`)
+	is.Equal(res.status, 200)
+	r, body := get(t, srv.URL+"/v1/realtime?device_id="+device, map[string]string{"Authorization": "Bearer " + token})
+	is.Equal(r.StatusCode, 200)
+	is.True(strings.Contains(body, `"battery_power_w":0`))
+	if strings.Contains(body, ":-0") {
+		t.Errorf("-0 in %s", body)
+	}
 }
