@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -405,4 +406,8 @@ func TestReadOnlyToken(t *testing.T) {
 	is.Equal(list[1].Label, "kitchen")
 	is.Equal(list[1].Scope, "read-only")
 	is.True(strings.Contains(c.run("token", "list"), "read-only"))
+
+	out := c.run("token", "add", "inverter-a", "--read-only")
+	is.True(regexp.MustCompile(`^token \d+: sg_\S+\n`).MatchString(out)) // the line scripts read, as for any token
+	is.True(strings.Contains(out, "read-only"))
 }
