@@ -23,7 +23,8 @@ every sum and maximum a bucket carries must agree (floats to 1e-9 relative). Pri
 bucket that differs and a summary, and exits 1 when any does.
 
 Default window: all time for monthly and daily; for hourly against the raw samples the
-last 35 days and every chunk not compressed yet (--from widens it). Times are RFC 3339
+last 35 days and every chunk not compressed yet (--from widens it; the others are checked
+from the start of --from's month, whole months at every level). Times are RFC 3339
 or YYYY-MM-DD (midnight in the aggregates' zone). --repair recomputes exactly the
 differing buckets (finest first), checks again, and exits 0 only if all agree now.`,
 		Args: cobra.NoArgs,
@@ -42,7 +43,7 @@ differing buckets (finest first), checks again, and exits 0 only if all agree no
 // checkedSpan is one level and the window it was checked over.
 type checkedSpan struct {
 	Aggregate string    `json:"aggregate"`
-	From      time.Time `json:"from"`
+	From      *time.Time `json:"from"` // nil: from the beginning
 	To        time.Time `json:"to"`
 }
 
@@ -102,6 +103,11 @@ func verify(cmd *cobra.Command, e *env, fromArg, toArg, device string, repair, a
 			return err
 		}
 	}
+	// The stored levels are checked over whole months from --from's on: a month is
+	// checked against its days, so all its days must be checked against their hours.
+	if !from.IsZero() {
+		from = series.Monthly.Floor(from, loc)
+	}
 	var checked []checkedSpan
 	span := func(l series.Level) (time.Time, time.Time) {
 		if r, ok := l.(series.RawSourced); ok && r.FromRawSamples() {
@@ -111,7 +117,12 @@ func verify(cmd *cobra.Command, e *env, fromArg, toArg, device string, repair, a
 	}
 	for _, l := range levels {
 		f, t := span(l)
-		checked = append(checked, checkedSpan{Aggregate: l.Name(), From: f.In(loc), To: t.In(loc)})
+		c := checkedSpan{Aggregate: l.Name(), To: t.In(loc)}
+		if !f.IsZero() {
+			f = f.In(loc)
+			c.From = &f
+		}
+		checked = append(checked, c)
 	}
 
 	began := time.Now()
@@ -165,7 +176,11 @@ func printVerify(w io.Writer, checked []checkedSpan, differing, remaining []seri
 		}
 	}
 	for _, c := range checked {
-		fmt.Fprintf(w, "checked %s from %s to %s\n", c.Aggregate, c.From.Format(time.RFC3339), c.To.Format(time.RFC3339))
+		from := "the beginning"
+		if c.From != nil {
+			from = c.From.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "checked %s from %s to %s\n", c.Aggregate, from, c.To.Format(time.RFC3339))
 	}
 	switch {
 	case len(differing) == 0:

@@ -129,8 +129,10 @@ func (a *Auditor) audit(ctx context.Context, lo time.Time, touched, first bool) 
 
 	now := a.now()
 	from := Monthly.Floor(Monthly.Floor(now, a.loc).Add(-time.Nanosecond), a.loc) // the previous month
+	// Whole months at every level: a month is checked against its days, so its days
+	// must be checked against their hours first, all of them.
 	if touched && lo.Before(from) {
-		from = lo
+		from = Monthly.Floor(lo, a.loc)
 	}
 	horizon, err := RawHorizon(ctx, conn)
 	if err != nil {
