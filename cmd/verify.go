@@ -42,9 +42,9 @@ differing buckets (finest first), checks again, and exits 0 only if all agree no
 
 // checkedSpan is one level and the window it was checked over.
 type checkedSpan struct {
-	Aggregate string    `json:"aggregate"`
+	Aggregate string     `json:"aggregate"`
 	From      *time.Time `json:"from"` // nil: from the beginning
-	To        time.Time `json:"to"`
+	To        time.Time  `json:"to"`
 }
 
 func verify(cmd *cobra.Command, e *env, fromArg, toArg, device string, repair, asJSON bool, now time.Time) error {
