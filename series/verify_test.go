@@ -39,17 +39,9 @@ func insertBatches(t *testing.T, pool *pgxpool.Pool, samples []telemetry.Sample)
 // monthly bucket vanishes, and one day holds more samples than its hours.
 func damage(t *testing.T, pool *pgxpool.Pool, loc *time.Location) (april, day time.Time) {
 	t.Helper()
-	ctx := context.Background()
 	april, day = time.Date(2026, 4, 1, 0, 0, 0, 0, loc), time.Date(2026, 3, 15, 0, 0, 0, 0, loc)
-	tag, err := pool.Exec(ctx, "DELETE FROM "+testenv.MaterializationTable(t, pool, "sungrow_monthly")+" WHERE bucket = $1", april)
-	if err != nil || tag.RowsAffected() != 1 {
-		t.Fatalf("delete April from sungrow_monthly: %v (%d rows)", err, tag.RowsAffected())
-	}
-	tag, err = pool.Exec(ctx, "UPDATE "+testenv.MaterializationTable(t, pool, "sungrow_daily")+
-		" SET sample_count = sample_count + 5 WHERE bucket = $1", day)
-	if err != nil || tag.RowsAffected() != 1 {
-		t.Fatalf("inflate March 15 in sungrow_daily: %v (%d rows)", err, tag.RowsAffected())
-	}
+	testenv.DeleteMaterialized(t, pool, "sungrow_monthly", april)
+	testenv.InflateMaterialized(t, pool, "sungrow_daily", day, 5)
 	return april, day
 }
 
