@@ -23,7 +23,8 @@ every sum and maximum a bucket carries must agree (floats to 1e-9 relative). Pri
 bucket that differs and a summary, and exits 1 when any does.
 
 Default window: all time for monthly and daily; for hourly against the raw samples the
-last 35 days and every chunk not compressed yet (--from widens it; the others are checked
+last 35 days and every chunk not compressed yet (--from widens it, never below where raw
+retention dropped the samples; the others are checked
 from the start of --from's month, whole months at every level). Times are RFC 3339
 or YYYY-MM-DD (midnight in the aggregates' zone). --repair recomputes exactly the
 differing buckets (finest first), checks again, and exits 0 only if all agree now.`,
@@ -102,6 +103,14 @@ func verify(cmd *cobra.Command, e *env, fromArg, toArg, device string, repair, a
 		if rawFrom, err = series.DefaultRawFrom(ctx, conn, now); err != nil {
 			return err
 		}
+	} else {
+		// Never the hours whose samples raw retention dropped: they would look extra,
+		// and recomputing them from no samples would delete them.
+		horizon, err := series.RawHorizon(ctx, conn)
+		if err != nil {
+			return err
+		}
+		rawFrom = series.AboveRawHorizon(series.Hourly, rawFrom, horizon)
 	}
 	// The stored levels are checked over whole months from --from's on: a month is
 	// checked against its days, so all its days must be checked against their hours.

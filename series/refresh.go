@@ -169,8 +169,6 @@ func (r *Refresher) refresh(ctx context.Context, lo, hi time.Time) error {
 	if !lo.Before(Hourly.Floor(now, r.loc)) {
 		return nil // all in the current hour: no bucket of it is complete yet
 	}
-	from, to := Monthly.Floor(lo, r.loc), Monthly.Next(Monthly.Floor(hi, r.loc), r.loc)
-
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("late-data refresh: %w", err)
@@ -184,13 +182,22 @@ func (r *Refresher) refresh(ctx context.Context, lo, hi time.Time) error {
 		return errBusy
 	}
 	defer unlock()
+	return refreshMonths(ctx, conn, r.loc, lo, hi, now, r.logger)
+}
 
+// refreshMonths is the late-data refresh of [lo, hi] on conn, whose session holds
+// RefreshLockKey: every aggregate over the local months the span falls in, finest first.
+func refreshMonths(ctx context.Context, conn db.DBTX, loc *time.Location, lo, hi, now time.Time, logger *slog.Logger) error {
+	if !lo.Before(Hourly.Floor(now, loc)) {
+		return nil
+	}
+	from, to := Monthly.Floor(lo, loc), Monthly.Next(Monthly.Floor(hi, loc), loc)
 	horizon, err := RawHorizon(ctx, conn)
 	if err != nil {
 		return err
 	}
 	for _, agg := range Aggregates {
-		start, end := Window(agg, from, to, now, r.loc)
+		start, end := Window(agg, from, to, now, loc)
 		start = AboveRawHorizon(agg, start, horizon)
 		if !start.Before(end) {
 			continue
@@ -199,7 +206,7 @@ func (r *Refresher) refresh(ctx context.Context, lo, hi time.Time) error {
 		if err := Refresh(ctx, conn, agg, start, end); err != nil {
 			return err
 		}
-		r.logger.Info("refreshed late data", "aggregate", string(agg), "from", start, "to", end,
+		logger.Info("refreshed late data", "aggregate", string(agg), "from", start, "to", end,
 			"took", time.Since(began).String())
 	}
 	return nil
