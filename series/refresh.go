@@ -188,9 +188,6 @@ func (r *Refresher) refresh(ctx context.Context, lo, hi time.Time) error {
 // refreshMonths is the late-data refresh of [lo, hi] on conn, whose session holds
 // RefreshLockKey: every aggregate over the local months the span falls in, finest first.
 func refreshMonths(ctx context.Context, conn db.DBTX, loc *time.Location, lo, hi, now time.Time, logger *slog.Logger) error {
-	if !lo.Before(Hourly.Floor(now, loc)) {
-		return nil
-	}
 	from, to := Monthly.Floor(lo, loc), Monthly.Next(Monthly.Floor(hi, loc), loc)
 	horizon, err := RawHorizon(ctx, conn)
 	if err != nil {

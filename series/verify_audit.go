@@ -171,6 +171,15 @@ func (a *Auditor) audit(ctx context.Context, lo time.Time, touched, first bool) 
 		return nil, true, err
 	}
 	defer unlockRefresh()
+	// Samples stored below the watermark that no late-data refresh has materialized yet
+	// (it waits LATE_REFRESH_DELAY_S, perhaps on another instance) make their hours
+	// differ from the raw samples: late data, not damage. Refresh those months as the
+	// refresher would, so what is recomputed and counted below is what was wrong.
+	if lo, hi, late := rawSourcedSpan(levels, ms); late {
+		if err := refreshMonths(ctx, conn, a.loc, lo, hi, now, a.logger); err != nil {
+			return nil, true, err
+		}
+	}
 	mended, err := Mend(ctx, conn, levels, "", span)
 	for _, m := range mended {
 		a.logger.Warn("aggregate audit: recomputed a bucket that differed from the level below",
@@ -178,6 +187,30 @@ func (a *Auditor) audit(ctx context.Context, lo time.Time, touched, first bool) 
 		a.repaired(m.Level)
 	}
 	return mended, true, err
+}
+
+// rawSourcedSpan is the first and last bucket of ms on a level computed from the raw
+// samples; late is false when there is none.
+func rawSourcedSpan(levels []Level, ms []Mismatch) (lo, hi time.Time, late bool) {
+	raw := map[string]bool{}
+	for _, l := range levels {
+		if r, ok := l.(RawSourced); ok && r.FromRawSamples() {
+			raw[l.Name()] = true
+		}
+	}
+	for _, m := range ms {
+		if !raw[m.Level] {
+			continue
+		}
+		if !late || m.Bucket.Before(lo) {
+			lo = m.Bucket
+		}
+		if !late || m.Bucket.After(hi) {
+			hi = m.Bucket
+		}
+		late = true
+	}
+	return lo, hi, late
 }
 
 // LockSession takes the session advisory lock key on conn (waiting for it if wait);
