@@ -3,6 +3,7 @@ package series_test
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,21 @@ func TestVerifyFindsAndMendsDamagedBuckets(t *testing.T) {
 	mended, err = a.Audit(ctx)
 	is.NoErr(err)
 	is.Equal(len(mended), 2)
+	is.True(framesEqualRaw(t, d.Pool, loc))
+
+	// A late sample no refresh has materialized yet (another instance took it in) is
+	// late data, not damage: the audit refreshes it in and recomputes nothing.
+	late := samplesEvery(time.Date(2026, 4, 10, 12, 3, 0, 0, time.UTC), time.Date(2026, 4, 10, 12, 4, 0, 0, time.UTC), time.Minute)
+	n, err := telemetry.NewStore(d.Pool).Insert(ctx, dev, late)
+	is.NoErr(err)
+	is.Equal(n, int64(1))
+	is.True(!framesEqualRaw(t, d.Pool, loc)) // materialized without it
+	a.Touched(dev, late[0].TS, late[0].TS)
+	before := maps.Clone(repairs)
+	mended, err = a.Audit(ctx)
+	is.NoErr(err)
+	is.Equal(len(mended), 0)
+	is.Equal(repairs, before)
 	is.True(framesEqualRaw(t, d.Pool, loc))
 }
 
