@@ -74,9 +74,9 @@ func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.A
 		fmt.Fprintln(e.stdout, "no continuous aggregates in this database (plain PostgreSQL, or TimescaleDB without migration 2): series are computed from the raw samples, nothing to refresh")
 		return nil
 	}
-	loc, err := time.LoadLocation(info.AggregateZone)
+	loc, err := aggregatesZone(info, cfg.TZ)
 	if err != nil {
-		return fmt.Errorf("zone %q the aggregates were built in: %w", info.AggregateZone, err)
+		return err
 	}
 	from, err := parseWindowTime("--from", fromArg, loc)
 	if err != nil {
@@ -183,11 +183,9 @@ func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, int
 	}
 	// The audit runs on plain PostgreSQL too, checking whatever stored levels
 	// series.Levels finds there (none until the plain rollup exists).
-	loc := cfg.TZ
-	if info.AggregateZone != "" {
-		if loc, err = time.LoadLocation(info.AggregateZone); err != nil {
-			return nil, nil, nil, fmt.Errorf("zone %q the aggregates were built in: %w", info.AggregateZone, err)
-		}
+	loc, err := aggregatesZone(info, cfg.TZ)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -211,6 +209,19 @@ func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, int
 		notifier = late
 	}
 	return svc, notifier, func() { cancel(); wg.Wait() }, nil
+}
+
+// aggregatesZone is the zone the aggregates were built in, which their buckets must be
+// read in, or tz where there are none.
+func aggregatesZone(info series.Info, tz *time.Location) (*time.Location, error) {
+	if info.AggregateZone == "" {
+		return tz, nil
+	}
+	loc, err := time.LoadLocation(info.AggregateZone)
+	if err != nil {
+		return nil, fmt.Errorf("zone %q the aggregates were built in: %w", info.AggregateZone, err)
+	}
+	return loc, nil
 }
 
 // touchedAll tells each of its notifiers (the late-data refresher, the audit) of every

@@ -63,11 +63,9 @@ func verify(cmd *cobra.Command, e *env, fromArg, toArg, device string, repair, a
 	if err != nil {
 		return err
 	}
-	loc := cfg.TZ
-	if info.AggregateZone != "" {
-		if loc, err = time.LoadLocation(info.AggregateZone); err != nil {
-			return fmt.Errorf("zone %q the aggregates were built in: %w", info.AggregateZone, err)
-		}
+	loc, err := aggregatesZone(info, cfg.TZ)
+	if err != nil {
+		return err
 	}
 	from, err := parseWindowTime("--from", fromArg, loc)
 	if err != nil {
