@@ -78,11 +78,7 @@ func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.A
 	if err != nil {
 		return err
 	}
-	from, err := parseWindowTime("--from", fromArg, loc)
-	if err != nil {
-		return err
-	}
-	to, err := parseWindowTime("--to", toArg, loc)
+	from, to, err := parseWindow(fromArg, toArg, loc)
 	if err != nil {
 		return err
 	}
@@ -142,6 +138,15 @@ func lockRefreshes(ctx context.Context, e *env, conn *pgxpool.Conn) (unlock func
 		return nil, fmt.Errorf("refresh lock: %w", err)
 	}
 	return unlock, nil
+}
+
+// parseWindow reads the --from and --to of a window; either may be empty (zero).
+func parseWindow(fromArg, toArg string, loc *time.Location) (from, to time.Time, err error) {
+	if from, err = parseWindowTime("--from", fromArg, loc); err != nil {
+		return from, to, err
+	}
+	to, err = parseWindowTime("--to", toArg, loc)
+	return from, to, err
 }
 
 // parseWindowTime reads RFC 3339 or YYYY-MM-DD (midnight in loc); empty is zero.

@@ -67,11 +67,7 @@ func verify(cmd *cobra.Command, e *env, fromArg, toArg, device string, repair, a
 	if err != nil {
 		return err
 	}
-	from, err := parseWindowTime("--from", fromArg, loc)
-	if err != nil {
-		return err
-	}
-	to, err := parseWindowTime("--to", toArg, loc)
+	from, to, err := parseWindow(fromArg, toArg, loc)
 	if err != nil {
 		return err
 	}
