@@ -111,7 +111,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		}
 		return cfg.SampleInterval
 	}
-	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, interval, logger)
+	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, interval, logger, m)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,9 @@ type Config struct {
 	// LateRefreshDelay (LATE_REFRESH_DELAY_S) is how long serve gathers late samples
 	// before it refreshes the aggregates they fall in, so a burst costs one refresh.
 	LateRefreshDelay time.Duration
+	// AggregateAudit (AGGREGATE_AUDIT_S, default 3600; 0 turns it off) is how often
+	// serve checks the recent series buckets against the levels below and mends them.
+	AggregateAudit time.Duration
 	// SampleInterval (SAMPLE_INTERVAL_S, 1–3600 s, default 5) is how long one reading
 	// stands for: the edge daemons' polling period, which turns powers into energy.
 	SampleInterval time.Duration
@@ -79,6 +82,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.ReadTimeout = seconds(getenv, "READ_TIMEOUT_S", 30, &errs)
 	cfg.TZ = timeZone(getenv, "SUNGROW_TZ", &errs)
 	cfg.LateRefreshDelay = seconds(getenv, "LATE_REFRESH_DELAY_S", 10, &errs)
+	cfg.AggregateAudit = seconds(getenv, "AGGREGATE_AUDIT_S", 3600, &errs)
 	cfg.SampleInterval = time.Duration(intIn(getenv, "SAMPLE_INTERVAL_S", 5, 1, 3600, &errs)) * time.Second
 	cfg.CORSOrigins = origins(getenv, "CORS_ORIGINS", &errs)
 	cfg.StreamKeepalive = seconds(getenv, "STREAM_KEEPALIVE_S", 15, &errs)
