@@ -369,22 +369,37 @@ func (q *Queries) LockAlertCheck(ctx context.Context) error {
 	return err
 }
 
-const nextAlertDelivery = `-- name: NextAlertDelivery :one
-SELECT min(d.next_attempt_at)::timestamptz AS next
+const nextAlertDelivery = `-- name: NextAlertDelivery :many
+SELECT d.next_attempt_at
 FROM sungrow_alert_deliveries d
 WHERE d.id IN (
     SELECT DISTINCT ON (h.rule_id, h.webhook) h.id
     FROM sungrow_alert_deliveries h
     WHERE h.delivered_at IS NULL AND h.abandoned_at IS NULL
     ORDER BY h.rule_id, h.webhook, h.id)
+ORDER BY d.next_attempt_at
+LIMIT 1
 `
 
-// When the earliest waiting head of a queue is due (NULL: nothing waits).
-func (q *Queries) NextAlertDelivery(ctx context.Context) (time.Time, error) {
-	row := q.db.QueryRow(ctx, nextAlertDelivery)
-	var next time.Time
-	err := row.Scan(&next)
-	return next, err
+// When the earliest waiting head of a queue is due (no row: nothing waits).
+func (q *Queries) NextAlertDelivery(ctx context.Context) ([]time.Time, error) {
+	rows, err := q.db.Query(ctx, nextAlertDelivery)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []time.Time
+	for rows.Next() {
+		var next_attempt_at time.Time
+		if err := rows.Scan(&next_attempt_at); err != nil {
+			return nil, err
+		}
+		items = append(items, next_attempt_at)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const recentAlertDeliveries = `-- name: RecentAlertDeliveries :many

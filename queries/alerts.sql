@@ -76,15 +76,17 @@ SET next_attempt_at = @next_attempt_at::timestamptz, claimed_until = NULL,
     abandoned_at = CASE WHEN @abandon::boolean THEN @at::timestamptz END
 WHERE id = @id;
 
--- name: NextAlertDelivery :one
--- When the earliest waiting head of a queue is due (NULL: nothing waits).
-SELECT min(d.next_attempt_at)::timestamptz AS next
+-- name: NextAlertDelivery :many
+-- When the earliest waiting head of a queue is due (no row: nothing waits).
+SELECT d.next_attempt_at
 FROM sungrow_alert_deliveries d
 WHERE d.id IN (
     SELECT DISTINCT ON (h.rule_id, h.webhook) h.id
     FROM sungrow_alert_deliveries h
     WHERE h.delivered_at IS NULL AND h.abandoned_at IS NULL
-    ORDER BY h.rule_id, h.webhook, h.id);
+    ORDER BY h.rule_id, h.webhook, h.id)
+ORDER BY d.next_attempt_at
+LIMIT 1;
 
 -- name: FiringAlerts :many
 -- Every (rule, device) that fires, for the metrics and Home Assistant.
