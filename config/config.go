@@ -55,6 +55,9 @@ type Config struct {
 	// MQTTMinInterval (MQTT_MIN_INTERVAL_S) is the least time between two state
 	// messages of one device.
 	MQTTMinInterval time.Duration
+	// AlertCheck (ALERT_CHECK_S, 1–3600 s, default 10) is how often serve checks the
+	// alert rules.
+	AlertCheck time.Duration
 }
 
 // Load reads the configuration, applying defaults for unset variables. All problems are
@@ -87,6 +90,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.MQTTDiscoveryPrefix = topicPrefix(getenv, "MQTT_DISCOVERY_PREFIX", "homeassistant", &errs)
 	cfg.MQTTTopicPrefix = topicPrefix(getenv, "MQTT_TOPIC_PREFIX", "sungrow", &errs)
 	cfg.MQTTMinInterval = seconds(getenv, "MQTT_MIN_INTERVAL_S", 5, &errs)
+	cfg.AlertCheck = time.Duration(intIn(getenv, "ALERT_CHECK_S", 10, 1, 3600, &errs)) * time.Second
 	if cfg.MQTTTopicPrefix == cfg.MQTTDiscoveryPrefix {
 		// <prefix>/status would be Home Assistant's own status topic.
 		errs = append(errs, fmt.Errorf("MQTT_TOPIC_PREFIX and MQTT_DISCOVERY_PREFIX are both %q: they must differ", cfg.MQTTTopicPrefix))
