@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/matryer/is"
 
+	"github.com/sungrow/sungrow/alerts"
 	"github.com/sungrow/sungrow/cache"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/internal/testenv"
@@ -42,6 +44,7 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		deps.Series = series.NewRaw(d.Pool, time.UTC)
 		deps.Cache = cache.NewMemory(cache.Options{TTL: 5 * time.Second, Logger: deps.Logger})
 		deps.Ready = []httpapi.ReadyCheck{{Name: "database", Check: d.Pool.Ping}}
+		deps.Alerts = alerts.NewStore(d.Pool, nil)
 	})
 	unready := newServer(t, d.Pool, func(deps *httpapi.Deps) {
 		deps.Ready = []httpapi.ReadyCheck{{Name: "redis", Check: func(context.Context) error { return io.ErrUnexpectedEOF }}}
@@ -50,6 +53,11 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 	// A price, so the series answers carry money and a currency.
 	_, _, err := tariff.NewStore(d.Pool).Set(ctx, tariff.Tariff{DeviceID: tariff.AllDevices, Kind: tariff.Fixed,
 		ValidFrom: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Import: "0.30", Export: "0.08", Currency: "EUR"})
+	is.NoErr(err)
+	// An alert rule with a state and a delivery, so GET /v1/alerts shows them all.
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hook.Close()
+	_, err = alerts.NewStore(d.Pool, nil).Add(ctx, alerts.NewRule{All: true, Kind: alerts.Clock, Webhooks: []string{hook.URL}})
 	is.NoErr(err)
 
 	res, err := http.Get(srv.URL + "/openapi.json")
@@ -93,6 +101,11 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		{request{method: "GET", path: "/v1/quarantine?device_id=" + device, token: token}, 200},                           // empty
 		{ingest(`{"samples":[` + strings.Replace(sample, "2026-02-15T08:00:00Z", "1970-01-01T00:00:10Z", 1) + `]}`), 200}, // set aside
 		{request{method: "GET", path: "/v1/quarantine?device_id=" + device, token: token}, 200},
+		{request{check: true, method: "GET", path: "/v1/alerts?device_id=" + device, token: token}, 200},
+		{request{method: "GET", path: "/v1/alerts?device_id=inverter-02", token: token}, 403},
+		{request{method: "GET", path: "/v1/alerts", token: token}, 422},
+		{request{method: "GET", path: "/v1/alerts?device_id=" + device}, 401},
+		{request{server: unready.URL, method: "GET", path: "/v1/alerts?device_id=" + device, token: token}, 503},
 		{request{method: "GET", path: "/v1/quarantine?device_id=inverter-02", token: token}, 403},
 		{request{method: "GET", path: "/v1/quarantine", token: token}, 422},
 		{request{method: "GET", path: "/v1/quarantine?device_id=" + device}, 401},
@@ -116,6 +129,13 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 
 	covered := map[string]bool{} // "METHOD path status"
 	for _, tt := range requests {
+		if tt.req.check { // the set-aside 1970 sample fires the clock rule
+			svc := alerts.NewService(alerts.Options{Conn: d.Pool})
+			_, err := svc.Check(ctx)
+			is.NoErr(err)
+			_, err = svc.Deliver(ctx)
+			is.NoErr(err)
+		}
 		name := tt.req.method + " " + tt.req.path
 		base := srv.URL
 		if tt.req.server != "" {
@@ -212,4 +232,5 @@ func firstEvent(t *testing.T, r io.Reader) []byte {
 
 type request struct {
 	server, method, path, token, body, contentType string
+	check                                          bool // run an alert check first
 }
