@@ -134,7 +134,7 @@ func Test(ctx context.Context, client *http.Client, r Rule, now time.Time) ([]An
 	device := r.DeviceID
 	body, err := json.Marshal(Notification{AlertID: r.ID, Rule: r.Kind, DeviceID: device, State: StateTest,
 		Since: now.UTC(), At: now.UTC(), Summary: fmt.Sprintf("test notification of sungrow alert %d (%s)", r.ID, r.Condition()),
-		Details: map[string]any{}})
+		Details: map[string]any{}}.withText())
 	if err != nil {
 		return nil, fmt.Errorf("encode test notification: %w", err)
 	}

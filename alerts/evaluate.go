@@ -36,6 +36,20 @@ type Notification struct {
 	At       time.Time      `json:"at"`
 	Summary  string         `json:"summary"`
 	Details  map[string]any `json:"details"`
+	// Title and Message repeat the news in the fields Gotify's message endpoint reads,
+	// so a Gotify application URL works as a webhook as it is.
+	Title   string `json:"title"`
+	Message string `json:"message"`
+}
+
+// withText fills Title and Message from the rest.
+func (n Notification) withText() Notification {
+	n.Title = fmt.Sprintf("sungrow %s: %s", n.State, n.Rule)
+	if n.DeviceID != "" {
+		n.Title += " on " + n.DeviceID
+	}
+	n.Message = n.Summary
+	return n
 }
 
 // The states a notification can announce.
@@ -67,8 +81,9 @@ func Evaluate(r Rule, device string, obs Observation, st State, now time.Time) (
 	next := st
 	next.PendingSince = c.pending
 	note := func(state string, since time.Time, summary string) *Notification {
-		return &Notification{AlertID: r.ID, Rule: r.Kind, DeviceID: device, State: state,
-			Since: since.UTC(), At: now.UTC(), Summary: summary, Details: c.details}
+		n := Notification{AlertID: r.ID, Rule: r.Kind, DeviceID: device, State: state,
+			Since: since.UTC(), At: now.UTC(), Summary: summary, Details: c.details}.withText()
+		return &n
 	}
 	switch {
 	case c.holds && !st.Firing():
