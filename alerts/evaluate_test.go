@@ -148,7 +148,7 @@ func TestRuleInputRefusedNamingTheFlag(t *testing.T) {
 	is := is.New(t)
 	r, err := NewRule{DeviceID: "inv", Kind: Offline, Webhooks: hook, Secret: &secret}.Rule()
 	is.NoErr(err)
-	is.Equal(r.AfterS, int32(15*60))     // default --after
+	is.Equal(r.AfterS, int32(15*60))    // default --after
 	is.Equal(r.RepeatS, int32(24*3600)) // default --repeat
 	is.Equal(r.Redacted(), []string{"https://ntfy.example/…"})
 }

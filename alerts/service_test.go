@@ -30,7 +30,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // receiver is a webhook: it answers with statuses in turn (then 200) and keeps what
@@ -147,8 +147,8 @@ func TestOfflineFiresOnceAndResolvesSigned(t *testing.T) {
 		is.Equal(got.AlertID, r.ID)
 		is.Equal(got.Rule, "offline")
 		is.Equal(got.DeviceID, "inv")
-		is.Equal(got.Since, t0)                      // quiet since the last sample
-		is.Equal(got.At, t0.Add(10*time.Second))     // the first check at which 10 s had passed
+		is.Equal(got.Since, t0)                  // quiet since the last sample
+		is.Equal(got.At, t0.Add(10*time.Second)) // the first check at which 10 s had passed
 		is.True(strings.Contains(got.Summary, "no sample since"))
 
 		c.set(t0.Add(31 * time.Second))
