@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/sungrow/sungrow/alerts"
@@ -183,19 +184,7 @@ func alertTestCommand(e *env) *cobra.Command {
 // withAlerts opens the database for one alert operation and closes it before returning
 // (the TimescaleDB test server takes one connection at a time).
 func withAlerts(ctx context.Context, e *env, fn func(*alerts.Store) error) error {
-	cfg, err := e.config()
-	if err != nil {
-		return err
-	}
-	pool, err := openPool(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := requireMigrated(ctx, pool); err != nil {
-		return err
-	}
-	return fn(alerts.NewStore(pool, nil))
+	return withMigrated(ctx, e, func(pool *pgxpool.Pool) error { return fn(alerts.NewStore(pool, nil)) })
 }
 
 func alertID(arg string) (int64, error) {

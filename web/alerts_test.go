@@ -42,23 +42,7 @@ func TestDashboardAlertBanner(t *testing.T) {
 	ctx, cancel := newBrowser(t, chromium)
 	defer cancel()
 	console := collectConsole(t, ctx)
-	run := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			shot(t, ctx, artifacts, "failed-alerts-"+strings.ReplaceAll(name, " ", "-"))
-			t.Fatalf("%s: %v\nconsole: %s", name, err, console())
-		}
-	}
-	eval := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("evaluate %s: %v", js, err)
-		}
-		return v
-	}
+	run, eval := steps(t, ctx, artifacts, "alerts", console)
 	run("sign in", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(server.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#signin`)), chromedp.SendKeys(chromedp.CSS(`#token`), token),
 		chromedp.Click(chromedp.CSS(`#signin-btn`)), chromedp.WaitVisible(chromedp.CSS(`#dash`)))

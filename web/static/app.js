@@ -802,16 +802,22 @@
     st.quarantineTimer = setInterval(loadQuarantine, QUARANTINE_MS);
   }
 
-  async function loadQuarantine() {
+  function loadQuarantine() {
+    return loadNotice('/v1/quarantine', renderQuarantine);
+  }
+
+  // loadNotice reads a notice's endpoint for the signed-in device and renders the
+  // answer, unless the user signed out meanwhile.
+  async function loadNotice(path, render) {
     const token = st.token;
     let body;
     try {
-      ({ body } = await api('/v1/quarantine?device_id=' + encodeURIComponent(st.device)));
+      ({ body } = await api(path + '?device_id=' + encodeURIComponent(st.device)));
     } catch (e) {
-      return; // the notice is a hint; the live view reports the server being away
+      return; // a notice is a hint; the live view reports the server being away
     }
     if (token !== st.token) return;
-    renderQuarantine(body);
+    render(body);
   }
 
   function quarantineText(q) {
@@ -855,16 +861,8 @@
     st.alertsTimer = setInterval(loadAlerts, ALERTS_MS);
   }
 
-  async function loadAlerts() {
-    const token = st.token;
-    let body;
-    try {
-      ({ body } = await api('/v1/alerts?device_id=' + encodeURIComponent(st.device)));
-    } catch (e) {
-      return; // the banner is a hint; the live view reports the server being away
-    }
-    if (token !== st.token) return;
-    renderAlerts(body);
+  function loadAlerts() {
+    return loadNotice('/v1/alerts', renderAlerts);
   }
 
   function renderAlerts(body) {
