@@ -12,6 +12,8 @@ type Observation struct {
 	Newest *telemetry.Sample // nil: no sample stored
 	// ClockAside is the newest arrival of a sample set aside for its time; nil: none.
 	ClockAside *time.Time
+	// Removed: the device was removed (`sungrow device remove`); what fired resolves.
+	Removed bool
 }
 
 // State is where a rule stands for one device.
@@ -106,6 +108,9 @@ func Evaluate(r Rule, device string, obs Observation, st State, now time.Time) (
 }
 
 func judge(r Rule, device string, obs Observation, st State, now time.Time) condition {
+	if obs.Removed {
+		return condition{known: true}
+	}
 	switch r.Kind {
 	case Offline:
 		// Quiet time counts from the rule's creation at the earliest: a device that
@@ -172,6 +177,9 @@ func judge(r Rule, device string, obs Observation, st State, now time.Time) cond
 }
 
 func resolvedSummary(r Rule, device string, obs Observation) string {
+	if obs.Removed {
+		return device + ": the device was removed"
+	}
 	switch r.Kind {
 	case Offline:
 		if obs.Newest == nil { // only a clock set back can get here

@@ -54,6 +54,13 @@ func TestEvaluate(t *testing.T) {
 				{20 * time.Second, Observation{Newest: sampleAt(t0, 50, nil)}, ""},
 				{21 * time.Second, Observation{Newest: sampleAt(t0.Add(21*time.Second), 50, nil)}, StateResolved},
 			}},
+		{"a removed device resolves what fired and fires no more",
+			Rule{Kind: Offline, AfterS: 10, Created: t0},
+			[]step{
+				{10 * time.Second, Observation{Newest: sampleAt(t0, 50, nil)}, StateFiring},
+				{20 * time.Second, Observation{Newest: sampleAt(t0, 50, nil), Removed: true}, StateResolved},
+				{90 * time.Second, Observation{Newest: sampleAt(t0, 50, nil), Removed: true}, ""},
+			}},
 		{"offline counts from the rule's creation for a device that never sent",
 			Rule{Kind: Offline, AfterS: 60, Created: t0},
 			[]step{{59 * time.Second, Observation{}, ""}, {60 * time.Second, Observation{}, StateFiring}}},

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sungrow/sungrow/alerts"
+	"github.com/sungrow/sungrow/devices"
 	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/metrics"
 	"github.com/sungrow/sungrow/telemetry"
@@ -299,3 +300,29 @@ func TestAlertTestReportsTheAnswer(t *testing.T) {
 }
 
 func f(v float64) *float64 { return &v }
+
+// A rule for every device stops watching a device once it is removed: what fired for
+// it resolves, once.
+func TestRemovedDeviceResolves(t *testing.T) {
+	d := testenv.New(t, testenv.Postgres)
+	is := is.New(t)
+	ctx := context.Background()
+	c := &clock{t: t0}
+	recv := newReceiver(t, "")
+	admin := devices.NewAdmin(d.Pool)
+	_, _, err := admin.AddDevice(ctx, "gone", "", 0, "")
+	is.NoErr(err)
+	store(t, d.Pool, "gone", t0, 50, nil)
+	addRule(t, d.Pool, c, alerts.NewRule{All: true, Kind: alerts.Offline, After: after(10 * time.Second), Webhooks: []string{recv.URL()}})
+	svc := alerts.NewService(alerts.Options{Conn: d.Pool, Now: c.now})
+	c.set(t0.Add(10 * time.Second))
+	checkAndDeliver(t, svc)
+	_, err = admin.RemoveDevice(ctx, "gone", false)
+	is.NoErr(err)
+	for s := 11; s <= 15; s++ {
+		c.set(t0.Add(time.Duration(s) * time.Second))
+		checkAndDeliver(t, svc)
+	}
+	is.Equal(recv.states(), []string{"firing", "resolved"})
+	is.True(strings.Contains(recv.got[1].Summary, "removed"))
+}

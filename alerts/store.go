@@ -243,9 +243,22 @@ func (s *Store) check(ctx context.Context, now time.Time) ([]Notification, error
 			all = append(all, a.DeviceID)
 		}
 	}
-	for _, d := range all {
-		watched[d] = true
+	removedRows, err := q.RemovedDevices(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("alert check: removed devices: %w", err)
 	}
+	removed := map[string]bool{}
+	for _, d := range removedRows {
+		removed[d] = true
+	}
+	kept := all[:0]
+	for _, d := range all {
+		if !removed[d] { // a rule for every device stops watching a removed one
+			kept = append(kept, d)
+			watched[d] = true
+		}
+	}
+	all = kept
 	ids := make([]string, 0, len(watched))
 	for d := range watched {
 		ids = append(ids, d)
@@ -264,6 +277,11 @@ func (s *Store) check(ctx context.Context, now time.Time) ([]Notification, error
 		t := a.Newest
 		o.ClockAside = &t
 		obs[a.DeviceID] = o
+	}
+	for d := range removed {
+		o := obs[d]
+		o.Removed = true
+		obs[d] = o
 	}
 	states := map[stateKey]State{}
 	devicesOf := map[int64][]string{}

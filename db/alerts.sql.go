@@ -478,6 +478,31 @@ func (q *Queries) RemoveAlertRule(ctx context.Context, id int64) (int64, error) 
 	return result.RowsAffected(), nil
 }
 
+const removedDevices = `-- name: RemovedDevices :many
+SELECT id FROM sungrow_devices WHERE removed_at IS NOT NULL
+`
+
+// Devices removed with `sungrow device remove`: alerts stop watching them.
+func (q *Queries) RemovedDevices(ctx context.Context) ([]string, error) {
+	rows, err := q.db.Query(ctx, removedDevices)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const upsertAlertState = `-- name: UpsertAlertState :exec
 INSERT INTO sungrow_alert_states (rule_id, device_id, pending_since, firing_since, last_sent_at, resolved_at, summary)
 VALUES ($1, $2, $3, $4, $5,

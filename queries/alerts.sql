@@ -106,3 +106,7 @@ FROM (
 ) AS recent
 WHERE n <= @per_rule::bigint
 ORDER BY rule_id, id DESC;
+
+-- name: RemovedDevices :many
+-- Devices removed with `sungrow device remove`: alerts stop watching them.
+SELECT id FROM sungrow_devices WHERE removed_at IS NOT NULL;
