@@ -193,9 +193,8 @@ type stateKey struct {
 }
 
 // check judges every rule for every device it watches, in one transaction under the
-// check lock, writing the states that changed and queuing the notifications. It
-// returns how many notifications it queued, and their (rule, device, state) for the
-// log.
+// check lock, writing the states that changed and queuing the notifications, which
+// it returns.
 func (s *Store) check(ctx context.Context, now time.Time) ([]Notification, error) {
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {

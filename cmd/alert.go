@@ -216,7 +216,7 @@ func repeatText(d time.Duration) string {
 	return d.String()
 }
 
-// stateText is each judged device's state, firing ones first named.
+// stateText names the devices the rule fires for, or says ok.
 func stateText(devices []alerts.DeviceState) string {
 	var firing []string
 	for _, d := range devices {
