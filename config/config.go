@@ -58,6 +58,9 @@ type Config struct {
 	// MQTTMinInterval (MQTT_MIN_INTERVAL_S) is the least time between two state
 	// messages of one device.
 	MQTTMinInterval time.Duration
+	// AlertCheck (ALERT_CHECK_S, 1–3600 s, default 10) is how often serve checks the
+	// alert rules.
+	AlertCheck time.Duration
 	// TLSCertFile (TLS_CERT_FILE) and TLSKeyFile (TLS_KEY_FILE), both or neither, make
 	// serve answer HTTPS on LISTEN_ADDR with that certificate (PEM, the chain after the
 	// leaf, as certbot's fullchain.pem) and key.
@@ -96,6 +99,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.MQTTDiscoveryPrefix = topicPrefix(getenv, "MQTT_DISCOVERY_PREFIX", "homeassistant", &errs)
 	cfg.MQTTTopicPrefix = topicPrefix(getenv, "MQTT_TOPIC_PREFIX", "sungrow", &errs)
 	cfg.MQTTMinInterval = seconds(getenv, "MQTT_MIN_INTERVAL_S", 5, &errs)
+	cfg.AlertCheck = time.Duration(intIn(getenv, "ALERT_CHECK_S", 10, 1, 3600, &errs)) * time.Second
 	cfg.TLSCertFile, cfg.TLSKeyFile = strings.TrimSpace(getenv("TLS_CERT_FILE")), strings.TrimSpace(getenv("TLS_KEY_FILE"))
 	switch {
 	case cfg.TLSCertFile != "" && cfg.TLSKeyFile == "":
