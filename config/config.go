@@ -64,6 +64,9 @@ type Config struct {
 	// ReadMaxLag (READ_MAX_LAG_S, default 5) is the most a replica may be behind the
 	// primary and still serve reads.
 	ReadMaxLag time.Duration
+	// AlertCheck (ALERT_CHECK_S, 1–3600 s, default 10) is how often serve checks the
+	// alert rules.
+	AlertCheck time.Duration
 	// TLSCertFile (TLS_CERT_FILE) and TLSKeyFile (TLS_KEY_FILE), both or neither, make
 	// serve answer HTTPS on LISTEN_ADDR with that certificate (PEM, the chain after the
 	// leaf, as certbot's fullchain.pem) and key.
@@ -108,6 +111,7 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("READ_MAX_LAG_S=%q: want more than 0 seconds", getenv("READ_MAX_LAG_S")))
 		cfg.ReadMaxLag = 5 * time.Second
 	}
+	cfg.AlertCheck = time.Duration(intIn(getenv, "ALERT_CHECK_S", 10, 1, 3600, &errs)) * time.Second
 	cfg.TLSCertFile, cfg.TLSKeyFile = strings.TrimSpace(getenv("TLS_CERT_FILE")), strings.TrimSpace(getenv("TLS_KEY_FILE"))
 	switch {
 	case cfg.TLSCertFile != "" && cfg.TLSKeyFile == "":
