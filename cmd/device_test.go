@@ -29,6 +29,13 @@ func startServe(t *testing.T, env map[string]string) *instance {
 // status is the answer of GET path with a bearer token.
 func (s *instance) status(t *testing.T, path, token string) int {
 	t.Helper()
+	status, _ := s.get(t, path, token)
+	return status
+}
+
+// get is GET path with a bearer token (none if empty): the status and the body.
+func (s *instance) get(t *testing.T, path, token string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, s.Base+path, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -37,8 +44,9 @@ func (s *instance) status(t *testing.T, path, token string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
-	return res.StatusCode
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }
 
 // within5s waits for every instance to answer GET /v1/me with the token with want: the

@@ -168,7 +168,7 @@ func parseWindowTime(flag, v string, loc *time.Location) (time.Time, error) {
 // aggregates; stop ends them and waits.
 func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, interval series.IntervalFunc, logger *slog.Logger,
 	m *metrics.Metrics) (
-	httpapi.SeriesReader, httpapi.LateDataNotifier, func(), error) {
+	*series.Service, httpapi.LateDataNotifier, func(), error) {
 	svc, info, err := series.Open(ctx, pool, cfg.TZ)
 	if err != nil {
 		return nil, nil, nil, err

@@ -112,12 +112,23 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		}
 		return cfg.SampleInterval
 	}
-	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, interval, logger, m)
+	primarySeries, lateData, stopSeries, err := startSeries(ctx, pool, cfg, interval, logger, m)
 	if err != nil {
 		return err
 	}
 	defer stopSeries()
-	var stored []httpapi.StoredListener
+	keeper, stopKeeper := startMoneyKeeper(ctx, primarySeries, logger)
+	defer stopKeeper()
+	stored := []httpapi.StoredListener{keeper}
+	// History reads (series, quarantine) may go to read replicas; ingest, realtime
+	// misses, the registry, the refresher and the keeper stay on the primary.
+	reads, replicaReady, stopReads, err := startReads(ctx, cfg, pool, m, logger)
+	if err != nil {
+		return err
+	}
+	defer stopReads()
+	ready = append(ready, replicaReady...)
+	var seriesReader httpapi.SeriesReader = primarySeries.WithReads(reads)
 	var problems func(map[string]bool)
 	if cfg.MQTTURL != nil {
 		bridge, err := startHomeAssistant(ctx, cfg, logger, m, store, seriesReader, registry)
@@ -163,7 +174,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		Stored:               append([]httpapi.StoredListener{hub}, stored...),
 		Stream:               hub,
 		StreamKeepalive:      cfg.StreamKeepalive,
-		Quarantine:           store,
+		Quarantine:           telemetry.NewStore(reads),
 		Alerts:               alerts.NewStore(pool, nil),
 	})
 	return listenAndServe(ctx, logger, cfg, handler, hub.EndStreams)

@@ -58,6 +58,12 @@ type Config struct {
 	// MQTTMinInterval (MQTT_MIN_INTERVAL_S) is the least time between two state
 	// messages of one device.
 	MQTTMinInterval time.Duration
+	// DatabaseReadURLs (DATABASE_READ_URL, comma-separated) are streaming replicas of
+	// DATABASE_URL that serve the history reads; empty: every read goes to the primary.
+	DatabaseReadURLs []string
+	// ReadMaxLag (READ_MAX_LAG_S, default 5) is the most a replica may be behind the
+	// primary and still serve reads.
+	ReadMaxLag time.Duration
 	// AlertCheck (ALERT_CHECK_S, 1–3600 s, default 10) is how often serve checks the
 	// alert rules.
 	AlertCheck time.Duration
@@ -99,6 +105,12 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.MQTTDiscoveryPrefix = topicPrefix(getenv, "MQTT_DISCOVERY_PREFIX", "homeassistant", &errs)
 	cfg.MQTTTopicPrefix = topicPrefix(getenv, "MQTT_TOPIC_PREFIX", "sungrow", &errs)
 	cfg.MQTTMinInterval = seconds(getenv, "MQTT_MIN_INTERVAL_S", 5, &errs)
+	cfg.DatabaseReadURLs = databaseURLs(getenv, "DATABASE_READ_URL", &errs)
+	cfg.ReadMaxLag = seconds(getenv, "READ_MAX_LAG_S", 5, &errs)
+	if cfg.ReadMaxLag <= 0 && strings.TrimSpace(getenv("READ_MAX_LAG_S")) != "" {
+		errs = append(errs, fmt.Errorf("READ_MAX_LAG_S=%q: want more than 0 seconds", getenv("READ_MAX_LAG_S")))
+		cfg.ReadMaxLag = 5 * time.Second
+	}
 	cfg.AlertCheck = time.Duration(intIn(getenv, "ALERT_CHECK_S", 10, 1, 3600, &errs)) * time.Second
 	cfg.TLSCertFile, cfg.TLSKeyFile = strings.TrimSpace(getenv("TLS_CERT_FILE")), strings.TrimSpace(getenv("TLS_KEY_FILE"))
 	switch {
@@ -282,4 +294,29 @@ func topicPrefix(getenv func(string) string, name, def string, errs *[]error) st
 		}
 	}
 	return v
+}
+
+// databaseURLs reads a comma-separated list of postgres:// URLs. Its errors name an
+// entry by its position, never by its text, which may hold a password.
+func databaseURLs(getenv func(string) string, name string, errs *[]error) []string {
+	var list []string
+	for i, v := range strings.Split(getenv(name), ",") {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Hostname() == "" {
+			*errs = append(*errs, fmt.Errorf("%s: entry %d is not a URL like postgres://user:password@replica:5432/sungrow (password not shown)", name, i+1))
+			continue
+		}
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				*errs = append(*errs, fmt.Errorf("%s: entry %d: port %q is not a TCP port", name, i+1, p))
+				continue
+			}
+		}
+		list = append(list, v)
+	}
+	return list
 }

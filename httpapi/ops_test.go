@@ -62,6 +62,9 @@ func TestReady(t *testing.T) {
 		{"both down", []httpapi.ReadyCheck{{Name: "database", Check: down.Ping}, {Name: "redis", Check: redisDown}}, 503, []string{"database", "redis"}},
 		{"no device token", []httpapi.ReadyCheck{{Name: "database", Check: d.Pool.Ping},
 			{Name: "device_tokens", Check: devices.Static(nil).CheckTokens, Public: true}}, 503, []string{"device_tokens"}},
+		// A read replica down: shown with its state, and still ready (reads go to the primary).
+		{"replica down", []httpapi.ReadyCheck{{Name: "database", Check: d.Pool.Ping},
+			{Name: "replica1", Check: func(context.Context) error { return errors.New("down") }, Optional: true}}, 200, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +88,11 @@ func TestReady(t *testing.T) {
 			}
 			if tt.status == 200 {
 				is.True(strings.Contains(body, `"status":"ready"`))
+			}
+			for _, c := range tt.checks {
+				if c.Optional {
+					is.Equal(doc.Checks[c.Name], "down") // an optional check says its state
+				}
 			}
 		})
 	}

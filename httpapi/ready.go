@@ -16,6 +16,9 @@ type ReadyCheck struct {
 	// Public says the check's error tells nothing about internals, so /ready shows it
 	// instead of "failed" (e.g. that no device token exists).
 	Public bool
+	// Optional says the instance serves without it (a read replica: reads go to the
+	// primary instead): its failure shows, as for Public, but leaves the answer 200.
+	Optional bool
 }
 
 // handleReady asks every dependency at once, each within a second, and answers 503
@@ -48,8 +51,11 @@ func handleReady(logger *slog.Logger, checks []ReadyCheck) http.Handler {
 				// The endpoint has no auth: the error (hosts, users, database names)
 				// goes to the log, not to the caller.
 				res.Checks[c.Name] = "failed"
-				if c.Public {
+				if c.Public || c.Optional {
 					res.Checks[c.Name] = results[i].Error()
+				}
+				if c.Optional {
+					continue
 				}
 				failed = append(failed, c.Name)
 				logger.WarnContext(r.Context(), "not ready", "check", c.Name, "err", results[i])

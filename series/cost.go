@@ -93,7 +93,7 @@ func (s *Service) costs(ctx context.Context, agg Aggregate, device string, from,
 		}
 		return m.buckets, m.p, nil
 	}
-	if err := s.costsByDay(ctx, agg, device, from, to, pr.PricesVersion, &m); err != nil {
+	if _, err := s.costsByDay(ctx, agg, device, from, to, &m); err != nil {
 		return nil, Pricing{}, err
 	}
 	return m.buckets, m.p, nil
@@ -119,17 +119,18 @@ const maxPricedRuns = 8
 
 // costsByDay sums the money of daily and monthly buckets from the money kept per local
 // day (sungrow_money_daily), pricing hour by hour only the days without a valid one,
-// and keeping those of them that are over. The days come from the daily aggregate, so
-// a day without samples costs nothing.
-func (s *Service) costsByDay(ctx context.Context, agg Aggregate, device string, from, to time.Time, version int64, m *money) error {
+// which it returns (one row per day) and never stores: a read writes nothing, so it
+// may run on a read-only replica. KeepMoney stores them, on the primary. The days come
+// from the daily aggregate, so a day without samples costs nothing.
+func (s *Service) costsByDay(ctx context.Context, agg Aggregate, device string, from, to time.Time, m *money) ([]db.CostsRawRow, error) {
 	zone := s.loc.String()
 	days, err := s.q.DaySampleCounts(ctx, db.DaySampleCountsParams{DeviceID: device, FromTs: from, ToTs: to})
 	if err != nil {
-		return fmt.Errorf("read the days with samples: %w", err)
+		return nil, fmt.Errorf("read the days with samples: %w", err)
 	}
 	kept, err := s.q.KeptMoney(ctx, db.KeptMoneyParams{DeviceID: device, FromTs: from, ToTs: to, Zone: zone})
 	if err != nil {
-		return fmt.Errorf("read the money kept per day: %w", err)
+		return nil, fmt.Errorf("read the money kept per day: %w", err)
 	}
 	// A kept day counts while it was priced from as many samples as the day has now.
 	valid := make(map[int64]db.KeptMoneyRow, len(kept))
@@ -155,7 +156,6 @@ func (s *Service) costsByDay(ctx context.Context, agg Aggregate, device string, 
 	if len(runs) > maxPricedRuns {
 		runs = []span{{runs[0].from, runs[len(runs)-1].to}}
 	}
-	today := Daily.Floor(s.now(), s.loc)
 	for _, d := range days {
 		if isKept(d) && !inRuns(d.Day, runs) {
 			k := valid[d.Day.Unix()]
@@ -163,33 +163,61 @@ func (s *Service) costsByDay(ctx context.Context, agg Aggregate, device string, 
 				FallbackHours: k.FallbackHours, ImportCost: k.ImportCost, ExportRevenue: k.ExportRevenue, Savings: k.Savings})
 		}
 	}
+	var priced []db.CostsRawRow
 	for _, r := range runs {
 		rows, err := s.price(ctx, "day", zone, device, r.from, r.to)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		keep := db.KeepMoneyDaysParams{DeviceID: device, Zone: zone, PricesVersion: version}
 		for _, row := range rows {
 			m.add(agg.Floor(row.Bucket, s.loc), row)
-			if !row.Bucket.Before(today) {
-				continue // not over yet: priced again on every answer
-			}
-			keep.Days = append(keep.Days, row.Bucket)
-			keep.SampleCounts = append(keep.SampleCounts, row.SampleCount)
-			keep.PricedHours = append(keep.PricedHours, row.PricedHours)
-			keep.UnpricedHours = append(keep.UnpricedHours, row.UnpricedHours)
-			keep.FallbackHours = append(keep.FallbackHours, row.FallbackHours)
-			keep.ImportCosts = append(keep.ImportCosts, row.ImportCost)
-			keep.ExportRevenues = append(keep.ExportRevenues, row.ExportRevenue)
-			keep.Savings = append(keep.Savings, row.Savings)
 		}
-		if len(keep.Days) > 0 {
-			if err := s.q.KeepMoneyDays(ctx, keep); err != nil {
-				return fmt.Errorf("keep the money of %d days: %w", len(keep.Days), err)
-			}
-		}
+		priced = append(priced, rows...)
 	}
-	return nil
+	return priced, nil
+}
+
+// KeepMoney prices the days of device that are over and have no valid money kept, and
+// keeps them in sungrow_money_daily, so that reads find them priced. It is the only
+// writer of that table and runs on the primary (MoneyKeeper), never within a read. It
+// keeps nothing off the continuous aggregates, where reads keep nothing either.
+func (s *Service) KeepMoney(ctx context.Context, device string) (days int, err error) {
+	if s.path != PathAggregates {
+		return 0, nil
+	}
+	// The version is read before the pricing: a price change racing it leaves rows of
+	// the old version, which are never used.
+	pr, err := s.q.DevicePricing(ctx, device)
+	if err != nil {
+		return 0, fmt.Errorf("read the currency of %q: %w", device, err)
+	}
+	if pr.Currency == "" {
+		return 0, nil
+	}
+	today := Daily.Floor(s.now(), s.loc) // days from today on are not over: never kept
+	m := money{buckets: map[int64]moneySums{}}
+	priced, err := s.costsByDay(ctx, Daily, device, allFrom, today, &m)
+	if err != nil {
+		return 0, fmt.Errorf("price the days of %q: %w", device, err)
+	}
+	if len(priced) == 0 {
+		return 0, nil
+	}
+	keep := db.KeepMoneyDaysParams{DeviceID: device, Zone: s.loc.String(), PricesVersion: pr.PricesVersion}
+	for _, row := range priced {
+		keep.Days = append(keep.Days, row.Bucket)
+		keep.SampleCounts = append(keep.SampleCounts, row.SampleCount)
+		keep.PricedHours = append(keep.PricedHours, row.PricedHours)
+		keep.UnpricedHours = append(keep.UnpricedHours, row.UnpricedHours)
+		keep.FallbackHours = append(keep.FallbackHours, row.FallbackHours)
+		keep.ImportCosts = append(keep.ImportCosts, row.ImportCost)
+		keep.ExportRevenues = append(keep.ExportRevenues, row.ExportRevenue)
+		keep.Savings = append(keep.Savings, row.Savings)
+	}
+	if err := s.q.KeepMoneyDays(ctx, keep); err != nil {
+		return 0, fmt.Errorf("keep the money of %d days of %q: %w", len(keep.Days), device, err)
+	}
+	return len(keep.Days), nil
 }
 
 // span is a half-open time range [from, to).

@@ -300,6 +300,15 @@ func (s *Service) WithInterval(f IntervalFunc) *Service {
 	return &c
 }
 
+// WithReads returns a copy of s whose queries go to conn (a replicas.Set's DBTX), for
+// reads only: the path is the one s chose on the primary, and KeepMoney is called on
+// s, which writes the primary.
+func (s *Service) WithReads(conn db.DBTX) *Service {
+	c := *s
+	c.q = db.New(conn)
+	return &c
+}
+
 // WithClock returns a copy of s whose clock is now (default: time.Now).
 func (s *Service) WithClock(now func() time.Time) *Service {
 	c := *s

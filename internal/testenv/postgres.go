@@ -20,6 +20,7 @@ import (
 type PostgresServer struct {
 	Port           string
 	bin, dir, data string
+	settings       []string // -c name=value, on every start
 }
 
 // StartPostgres initdbs and starts a PostgreSQL with a database "sungrow" in it, and
@@ -30,7 +31,28 @@ func StartPostgres(t testing.TB) *PostgresServer {
 	if err != nil {
 		t.Skip("pg_config is not installed")
 	}
-	p := &PostgresServer{bin: strings.TrimSpace(string(out)), Port: FreePort(t)}
+	p := newPostgresServer(t, strings.TrimSpace(string(out)))
+	initdb := p.command(filepath.Join(p.bin, "initdb"), "-D", p.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+	if out, err := initdb.CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	p.Start(t)
+	conn, err := pgx.Connect(context.Background(), p.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "CREATE DATABASE sungrow"); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// newPostgresServer makes the temporary directory of a server (owned by postgres when
+// this process is root) and removes it, the server stopped, when the test ends.
+func newPostgresServer(t testing.TB, bin string) *PostgresServer {
+	t.Helper()
+	p := &PostgresServer{bin: bin, Port: FreePort(t)}
 	dir, err := os.MkdirTemp("", "sungrow-test-pg-")
 	if err != nil {
 		t.Fatal(err)
@@ -51,20 +73,41 @@ func StartPostgres(t testing.TB) *PostgresServer {
 			t.Fatal(err)
 		}
 	}
-	initdb := p.command(filepath.Join(p.bin, "initdb"), "-D", p.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-	if out, err := initdb.CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
+	return p
+}
+
+// StartStandby makes a streaming replica of primary (pg_basebackup -R: a hot standby
+// that follows it), with every statement it runs in its log (Log), starts it on a
+// port of its own and waits until it accepts connections.
+func (p *PostgresServer) StartStandby(t testing.TB) *PostgresServer {
+	t.Helper()
+	s := newPostgresServer(t, p.bin)
+	s.settings = []string{"log_statement=all", "hot_standby=on"}
+	backup := s.command(filepath.Join(p.bin, "pg_basebackup"), "-h", "127.0.0.1", "-p", p.Port, "-U", "postgres",
+		"-D", s.data, "-R", "-X", "stream", "--no-sync", "-c", "fast")
+	if out, err := backup.CombinedOutput(); err != nil {
+		t.Fatalf("pg_basebackup: %v\n%s", err, out)
 	}
-	p.Start(t)
-	conn, err := pgx.Connect(context.Background(), p.URL("postgres"))
+	s.Start(t)
+	return s
+}
+
+// Stop shuts the server down cleanly (sessions cut, as when an operator stops it).
+func (p *PostgresServer) Stop(t testing.TB) {
+	t.Helper()
+	if out, err := p.ctl("stop", "-m", "fast").CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctl stop: %v\n%s", err, out)
+	}
+}
+
+// Log is the server's log so far (with log_statement=all, every statement it ran).
+func (p *PostgresServer) Log(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.dir, "log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(context.Background(), "CREATE DATABASE sungrow"); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return string(b)
 }
 
 // command runs a PostgreSQL program as the postgres user when this process is root
@@ -83,8 +126,11 @@ func (p *PostgresServer) ctl(args ...string) *exec.Cmd {
 // Start starts the server (again, after Crash) and waits until it accepts connections.
 func (p *PostgresServer) Start(t testing.TB) {
 	t.Helper()
-	c := p.ctl("start", "-l", filepath.Join(p.dir, "log"),
-		"-o", fmt.Sprintf("-p %s -k %s -c listen_addresses=127.0.0.1", p.Port, p.dir))
+	opts := fmt.Sprintf("-p %s -k %s -c listen_addresses=127.0.0.1", p.Port, p.dir)
+	for _, s := range p.settings {
+		opts += " -c " + s
+	}
+	c := p.ctl("start", "-l", filepath.Join(p.dir, "log"), "-o", opts)
 	if out, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("pg_ctl start: %v\n%s", err, out)
 	}
