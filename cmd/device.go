@@ -9,11 +9,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/sungrow/sungrow/config"
 	"github.com/sungrow/sungrow/devices"
 	"github.com/sungrow/sungrow/series"
+	"github.com/sungrow/sungrow/storage"
 )
 
 func deviceCommand(e *env) *cobra.Command {
@@ -121,17 +123,24 @@ func deviceRemoveCommand(e *env) *cobra.Command {
 			if yes && !deleteData {
 				return errors.New("--yes confirms --delete-data, which is not given (nothing was changed)")
 			}
-			var res devices.Removal
-			err := withAdmin(cmd.Context(), e, func(a *devices.Admin) (err error) {
-				res, err = a.RemoveDevice(cmd.Context(), id, deleteData)
-				return err
-			})
-			if err != nil {
-				return err
-			}
 			out := e.stdout
 			if asJSON {
 				out = e.stderr // the refresh's progress must not break the JSON
+			}
+			var res devices.Removal
+			err := withAdminPool(cmd.Context(), e, func(a *devices.Admin, pool *pgxpool.Pool) error {
+				remove := func() (err error) {
+					res, err = a.RemoveDevice(cmd.Context(), id, deleteData)
+					return err
+				}
+				if !deleteData {
+					return remove()
+				}
+				// Deleting from compressed chunks races the compression policy.
+				return storage.WithJobsPaused(cmd.Context(), pool, lineWriter(out), remove)
+			})
+			if err != nil {
+				return err
 			}
 			if res.DeletedSamples > 0 {
 				// The continuous aggregates still hold the deleted samples' buckets
@@ -164,6 +173,11 @@ func deviceRemoveCommand(e *env) *cobra.Command {
 // withAdmin opens the database for one admin operation and closes it before returning
 // (the TimescaleDB test server takes one connection at a time).
 func withAdmin(ctx context.Context, e *env, fn func(*devices.Admin) error) error {
+	return withAdminPool(ctx, e, func(a *devices.Admin, _ *pgxpool.Pool) error { return fn(a) })
+}
+
+// withAdminPool is withAdmin for operations that need the admin's pool too.
+func withAdminPool(ctx context.Context, e *env, fn func(*devices.Admin, *pgxpool.Pool) error) error {
 	cfg, err := e.config()
 	if err != nil {
 		return err
@@ -176,7 +190,7 @@ func withAdmin(ctx context.Context, e *env, fn func(*devices.Admin) error) error
 	if err := requireMigrated(ctx, pool); err != nil {
 		return err
 	}
-	return fn(devices.NewAdmin(pool))
+	return fn(devices.NewAdmin(pool), pool)
 }
 
 // warnEnvOverride tells an operator moving from DEVICE_TOKENS that the entries for a
