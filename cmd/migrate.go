@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,6 +66,8 @@ func migrateCommand(e *env) *cobra.Command {
 type migrator struct {
 	p    *goose.Provider
 	conn db.DBTX
+	// paused is what this command paused, to tell it apart from jobs found paused.
+	paused map[int32]bool
 }
 
 // withMigrator opens the database named by the configuration and hands fn a migrator.
@@ -79,7 +82,7 @@ func withMigrator(ctx context.Context, e *env, fn func(migrator) error) error {
 		return err
 	}
 	defer pool.Close()
-	return withPoolMigrator(pool, func(p *goose.Provider) error { return fn(migrator{p: p, conn: pool}) })
+	return withPoolMigrator(pool, func(p *goose.Provider) error { return fn(migrator{p: p, conn: pool, paused: map[int32]bool{}}) })
 }
 
 func withPoolMigrator(pool *pgxpool.Pool, fn func(*goose.Provider) error) error {
@@ -186,6 +189,10 @@ func migrateStep(ctx context.Context, m migrator, out io.Writer, source *goose.S
 	step func(context.Context) (*goose.MigrationResult, error)) (*goose.MigrationResult, error) {
 	for attempt := 1; ; attempt++ {
 		paused, err := storage.PauseJobs(ctx, m.conn, storage.JobDrainTimeout)
+		paused.Unscheduled = slices.DeleteFunc(paused.Unscheduled, func(id int32) bool { return m.paused[id] })
+		for _, id := range paused.Paused {
+			m.paused[id] = true
+		}
 		storage.ReportPause(lineWriter(out), paused, filepath.Base(source.Path))
 		if err != nil {
 			return nil, err
