@@ -43,13 +43,9 @@ type PausedJobs struct {
 func PauseJobs(ctx context.Context, conn db.DBTX, timeout time.Duration) (PausedJobs, error) {
 	var out PausedJobs
 	q := db.New(conn)
-	timescale, err := q.TimescaleInstalled(ctx)
-	if err != nil || !timescale {
-		return out, wrapErr("check for timescaledb", err)
-	}
-	jobs, err := q.SungrowJobs(ctx)
-	if err != nil {
-		return out, fmt.Errorf("list the TimescaleDB jobs: %w", err)
+	jobs, err := listJobs(ctx, q)
+	if err != nil || len(jobs) == 0 {
+		return out, err
 	}
 	for _, j := range jobs {
 		if !j.Scheduled {
@@ -106,13 +102,9 @@ func awaitIdle(ctx context.Context, q *db.Queries, timeout time.Duration) ([]int
 func ResumeJobs(ctx context.Context, conn db.DBTX) ([]int32, error) {
 	ctx = context.WithoutCancel(ctx)
 	q := db.New(conn)
-	timescale, err := q.TimescaleInstalled(ctx)
-	if err != nil || !timescale {
-		return nil, wrapErr("check for timescaledb", err)
-	}
-	jobs, err := q.SungrowJobs(ctx)
+	jobs, err := listJobs(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("list the TimescaleDB jobs: %w", err)
+		return nil, err
 	}
 	var resumed []int32
 	for _, j := range jobs {
@@ -175,10 +167,18 @@ func ids(jobs []int32) string {
 	return strings.Join(s, ", ")
 }
 
-// wrapErr wraps err with what was being done, or returns nil.
-func wrapErr(op string, err error) error {
-	if err == nil {
-		return nil
+// listJobs lists sungrow's jobs; none on plain PostgreSQL.
+func listJobs(ctx context.Context, q *db.Queries) ([]db.SungrowJobsRow, error) {
+	timescale, err := q.TimescaleInstalled(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check for timescaledb: %w", err)
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	if !timescale {
+		return nil, nil
+	}
+	jobs, err := q.SungrowJobs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the TimescaleDB jobs: %w", err)
+	}
+	return jobs, nil
 }
