@@ -15,6 +15,7 @@ import (
 	"github.com/sungrow/sungrow/config"
 	"github.com/sungrow/sungrow/devices"
 	"github.com/sungrow/sungrow/series"
+	"github.com/sungrow/sungrow/storage"
 )
 
 func deviceCommand(e *env) *cobra.Command {
@@ -122,17 +123,25 @@ func deviceRemoveCommand(e *env) *cobra.Command {
 			if yes && !deleteData {
 				return errors.New("--yes confirms --delete-data, which is not given (nothing was changed)")
 			}
-			var res devices.Removal
-			err := withAdmin(cmd.Context(), e, func(a *devices.Admin) (err error) {
-				res, err = a.RemoveDevice(cmd.Context(), id, deleteData)
-				return err
-			})
-			if err != nil {
-				return err
-			}
 			out := e.stdout
 			if asJSON {
 				out = e.stderr // the refresh's progress must not break the JSON
+			}
+			var res devices.Removal
+			err := withMigrated(cmd.Context(), e, func(pool *pgxpool.Pool) error {
+				a := devices.NewAdmin(pool)
+				remove := func() (err error) {
+					res, err = a.RemoveDevice(cmd.Context(), id, deleteData)
+					return err
+				}
+				if !deleteData {
+					return remove()
+				}
+				// Deleting from compressed chunks races the compression policy.
+				return storage.WithJobsPaused(cmd.Context(), pool, lineWriter(out), remove)
+			})
+			if err != nil {
+				return err
 			}
 			if res.DeletedSamples > 0 {
 				// The continuous aggregates still hold the deleted samples' buckets

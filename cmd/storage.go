@@ -70,11 +70,14 @@ func storagePolicy(ctx context.Context, e *env, p storage.Policy) error {
 	if err != nil {
 		return err
 	}
-	changes, err := storage.Apply(ctx, pool, p, info.Path)
-	for _, c := range changes {
-		fmt.Fprintln(e.stdout, c)
-	}
-	return err
+	// Removing and adding policies while one of them runs can fail on the race.
+	return storage.WithJobsPaused(ctx, pool, lineWriter(e.stdout), func() error {
+		changes, err := storage.Apply(ctx, pool, p, info.Path)
+		for _, c := range changes {
+			fmt.Fprintln(e.stdout, c)
+		}
+		return err
+	})
 }
 
 func storageStatus(ctx context.Context, e *env, asJSON bool) error {

@@ -1,6 +1,6 @@
--- For sqlc only, never run: the part of TimescaleDB's API that queries/storage.sql
--- uses (the extension is absent on plain PostgreSQL, so sqlc cannot know it), and what
--- sql/00005_compression.sql creates with EXECUTE. Spelled so sqlc knows the columns
+-- For sqlc only, never run: the part of TimescaleDB's API that queries/storage.sql and
+-- queries/jobs.sql use (the extension is absent on plain PostgreSQL, so sqlc cannot
+-- know it), and what sql/00005_compression.sql creates with EXECUTE. Spelled so sqlc knows the columns
 -- and types; "any" parameters are declared as the type the queries pass.
 
 CREATE TABLE sungrow_raw_horizon (
@@ -89,3 +89,5 @@ CREATE FUNCTION set_chunk_time_interval(hypertable regclass, chunk_time_interval
     LANGUAGE sql AS $$ SELECT $$;
 CREATE PROCEDURE run_job(job_id integer)
     LANGUAGE sql AS $$ SELECT 1 $$;
+CREATE FUNCTION alter_job(job_id integer, scheduled boolean) RETURNS void
+    LANGUAGE sql AS $$ SELECT $$;
