@@ -129,7 +129,7 @@ WITH r AS (
 SELECT coalesce(r.device_id, s.device_id)::text AS device_id,
        coalesce(r.bucket, s.bucket)::timestamptz AS bucket,
        (r.device_id IS NULL)::boolean AS missing, (s.device_id IS NULL)::boolean AS extra,
-       coalesce(r.sample_count, 'NaN')::float8 AS stored_sample_count, coalesce(s.sample_count, 'NaN')::float8 AS raw_sample_count,
+       coalesce(r.sample_count::float8, 'NaN')::float8 AS stored_sample_count, coalesce(s.sample_count::float8, 'NaN')::float8 AS raw_sample_count,
        coalesce(r.sum_pv_power_w, 'NaN')::float8 AS stored_sum_pv_power_w, coalesce(s.sum_pv_power_w, 'NaN')::float8 AS raw_sum_pv_power_w,
        coalesce(r.max_pv_power_w, 'NaN')::float8 AS stored_max_pv_power_w, coalesce(s.max_pv_power_w, 'NaN')::float8 AS raw_max_pv_power_w,
        coalesce(r.sum_battery_power_w, 'NaN')::float8 AS stored_sum_battery_power_w, coalesce(s.sum_battery_power_w, 'NaN')::float8 AS raw_sum_battery_power_w,

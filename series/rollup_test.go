@@ -151,7 +151,7 @@ func TestRollupAnswersAsTimescaleDB(t *testing.T) {
 				if b == testenv.TimescaleDB {
 					want = series.PathAggregates
 					for _, agg := range series.Aggregates {
-						is.NoErr(series.Refresh(ctx, d.Pool, agg, time.Time{}, time.Time{}))
+						is.NoErr(series.Refresh(ctx, d.Pool, agg, time.Date(2026, 1, 1, 0, 0, 0, 0, loc), time.Date(2026, 5, 1, 0, 0, 0, 0, loc)))
 					}
 				}
 				is.Equal(info.Path, want)
@@ -235,7 +235,7 @@ func TestRollupCountsEachStoredSampleOnce(t *testing.T) {
 	}
 
 	// 16 batches at once, each overlapping the next by half.
-	rest := samples[1000:len(samples)/2]
+	rest := samples[1000 : len(samples)/2]
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for i := range 16 {
