@@ -21,7 +21,6 @@ DECLARE
     last    timestamptz;
     n       bigint;
     done    bigint := 0;
-    about   bigint;
     started timestamptz := clock_timestamp();
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'timescaledb') THEN
@@ -44,7 +43,6 @@ BEGIN
         max_pv_daily_kwh        double precision,
         PRIMARY KEY (device_id, bucket)
     );
-    SELECT greatest(reltuples, 0)::bigint INTO about FROM pg_class WHERE oid = 'sungrow_samples'::regclass;
     -- Every device with samples, by a loose index scan of the primary key.
     FOR dev IN
         WITH RECURSIVE d AS (
@@ -75,8 +73,8 @@ BEGIN
             GROUP BY 1, 2;
             GET DIAGNOSTICS n = ROW_COUNT;
             done := done + n;
-            RAISE NOTICE 'sungrow_rollup: % %: % buckets (% so far, of about % samples), % s',
-                dev, to_char(month AT TIME ZONE 'UTC', 'YYYY-MM'), n, done, about,
+            RAISE NOTICE 'sungrow_rollup: % %: % buckets (% in all), % s',
+                dev, to_char(month AT TIME ZONE 'UTC', 'YYYY-MM'), n, done,
                 round(extract(epoch FROM clock_timestamp() - started)::numeric, 1);
             month := month + interval '1 month';
         END LOOP;
