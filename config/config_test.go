@@ -123,3 +123,26 @@ func TestParseDeviceTokens(t *testing.T) {
 		})
 	}
 }
+
+func TestTLSFilesComeInPairs(t *testing.T) {
+	for _, tc := range []struct {
+		cert, key, missing string
+	}{
+		{"/etc/ssl/cert.pem", "", "TLS_KEY_FILE"},
+		{"", "/etc/ssl/key.pem", "TLS_CERT_FILE"},
+	} {
+		is := is.New(t)
+		_, err := config.Load(env(map[string]string{"TLS_CERT_FILE": tc.cert, "TLS_KEY_FILE": tc.key}))
+		is.True(err != nil)
+		is.True(strings.Contains(err.Error(), tc.missing+" is not")) // names the one missing
+	}
+	is := is.New(t)
+	cfg, err := config.Load(env(nil))
+	is.NoErr(err)
+	is.True(!cfg.TLS())
+	cfg, err = config.Load(env(map[string]string{"TLS_CERT_FILE": "/c.pem", "TLS_KEY_FILE": "/k.pem"}))
+	is.NoErr(err)
+	is.True(cfg.TLS())
+	is.Equal(cfg.TLSCertFile, "/c.pem")
+	is.Equal(cfg.TLSKeyFile, "/k.pem")
+}
