@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/sungrow/sungrow/config"
@@ -164,6 +165,12 @@ func deviceRemoveCommand(e *env) *cobra.Command {
 // withAdmin opens the database for one admin operation and closes it before returning
 // (the TimescaleDB test server takes one connection at a time).
 func withAdmin(ctx context.Context, e *env, fn func(*devices.Admin) error) error {
+	return withMigrated(ctx, e, func(pool *pgxpool.Pool) error { return fn(devices.NewAdmin(pool)) })
+}
+
+// withMigrated opens the database of the configuration for one operation, checks that
+// its schema is current, and closes it before returning.
+func withMigrated(ctx context.Context, e *env, fn func(*pgxpool.Pool) error) error {
 	cfg, err := e.config()
 	if err != nil {
 		return err
@@ -176,7 +183,7 @@ func withAdmin(ctx context.Context, e *env, fn func(*devices.Admin) error) error
 	if err := requireMigrated(ctx, pool); err != nil {
 		return err
 	}
-	return fn(devices.NewAdmin(pool))
+	return fn(pool)
 }
 
 // warnEnvOverride tells an operator moving from DEVICE_TOKENS that the entries for a

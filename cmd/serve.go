@@ -14,6 +14,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/sungrow/sungrow/alerts"
 	"github.com/sungrow/sungrow/cache"
 	"github.com/sungrow/sungrow/config"
 	"github.com/sungrow/sungrow/devices"
@@ -111,12 +112,13 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		}
 		return cfg.SampleInterval
 	}
-	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, interval, logger)
+	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, interval, logger, m)
 	if err != nil {
 		return err
 	}
 	defer stopSeries()
 	var stored []httpapi.StoredListener
+	var problems func(map[string]bool)
 	if cfg.MQTTURL != nil {
 		bridge, err := startHomeAssistant(ctx, cfg, logger, m, store, seriesReader, registry)
 		if err != nil {
@@ -128,7 +130,10 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 			bridge.Close(closeCtx)
 		}()
 		stored = append(stored, bridge)
+		problems = bridge.Problems
 	}
+	alerting, stopAlerts := startAlerts(ctx, pool, cfg, logger, m, problems)
+	defer stopAlerts()
 
 	hub := stream.New(stream.Options{
 		Source:       httpapi.NewRealtimeSource(store),
@@ -149,7 +154,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		CORSOrigins:          cfg.CORSOrigins,
 		Logger:               logger,
 		Devices:              registry,
-		Samples:              store,
+		Samples:              clockWatch{store, alerting},
 		Cache:                realtime,
 		MaxRequestBytes:      cfg.MaxRequestBytes,
 		MaxSamplesPerRequest: cfg.MaxSamplesPerRequest,
@@ -159,6 +164,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		Stream:               hub,
 		StreamKeepalive:      cfg.StreamKeepalive,
 		Quarantine:           store,
+		Alerts:               alerts.NewStore(pool, nil),
 	})
 	return listenAndServe(ctx, logger, cfg, handler, hub.EndStreams)
 }
@@ -315,4 +321,35 @@ func startHomeAssistant(ctx context.Context, cfg config.Config, logger *slog.Log
 		Logger:          logger,
 		Metrics:         m,
 	})
+}
+
+// startAlerts runs the alert checks and deliveries in the background; stop ends them
+// and waits. Every instance runs them: the database lets one check at a time and
+// hands each delivery to one instance.
+func startAlerts(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, logger *slog.Logger,
+	m *metrics.Metrics, problems func(map[string]bool)) (*alerts.Service, func()) {
+	svc := alerts.NewService(alerts.Options{Conn: pool, CheckEvery: cfg.AlertCheck, Logger: logger,
+		Metrics: m, Problems: problems})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); svc.Run(ctx) }()
+	logger.Info("alerts: checking every "+cfg.AlertCheck.String(), "alert_check_s", cfg.AlertCheck.Seconds())
+	return svc, func() { cancel(); <-done }
+}
+
+// clockWatch is the sample store ingest writes through, telling the alerts about the
+// samples it sets aside, so a wrong clock is checked at once rather than at the next
+// ALERT_CHECK_S.
+type clockWatch struct {
+	*telemetry.Store
+	alerts *alerts.Service
+}
+
+func (c clockWatch) InsertSettingAside(ctx context.Context, deviceID string, samples []telemetry.Sample,
+	aside []telemetry.SetAside, receivedAt time.Time) (int64, error) {
+	n, err := c.Store.InsertSettingAside(ctx, deviceID, samples, aside, receivedAt)
+	if err == nil {
+		c.alerts.SetAside(aside)
+	}
+	return n, err
 }

@@ -31,6 +31,9 @@ type Config struct {
 	// LateRefreshDelay (LATE_REFRESH_DELAY_S) is how long serve gathers late samples
 	// before it refreshes the aggregates they fall in, so a burst costs one refresh.
 	LateRefreshDelay time.Duration
+	// AggregateAudit (AGGREGATE_AUDIT_S, default 3600; 0 turns it off) is how often
+	// serve checks the recent series buckets against the levels below and mends them.
+	AggregateAudit time.Duration
 	// SampleInterval (SAMPLE_INTERVAL_S, 1–3600 s, default 5) is how long one reading
 	// stands for: the edge daemons' polling period, which turns powers into energy.
 	SampleInterval time.Duration
@@ -55,6 +58,9 @@ type Config struct {
 	// MQTTMinInterval (MQTT_MIN_INTERVAL_S) is the least time between two state
 	// messages of one device.
 	MQTTMinInterval time.Duration
+	// AlertCheck (ALERT_CHECK_S, 1–3600 s, default 10) is how often serve checks the
+	// alert rules.
+	AlertCheck time.Duration
 	// TLSCertFile (TLS_CERT_FILE) and TLSKeyFile (TLS_KEY_FILE), both or neither, make
 	// serve answer HTTPS on LISTEN_ADDR with that certificate (PEM, the chain after the
 	// leaf, as certbot's fullchain.pem) and key.
@@ -79,6 +85,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.ReadTimeout = seconds(getenv, "READ_TIMEOUT_S", 30, &errs)
 	cfg.TZ = timeZone(getenv, "SUNGROW_TZ", &errs)
 	cfg.LateRefreshDelay = seconds(getenv, "LATE_REFRESH_DELAY_S", 10, &errs)
+	cfg.AggregateAudit = seconds(getenv, "AGGREGATE_AUDIT_S", 3600, &errs)
 	cfg.SampleInterval = time.Duration(intIn(getenv, "SAMPLE_INTERVAL_S", 5, 1, 3600, &errs)) * time.Second
 	cfg.CORSOrigins = origins(getenv, "CORS_ORIGINS", &errs)
 	cfg.StreamKeepalive = seconds(getenv, "STREAM_KEEPALIVE_S", 15, &errs)
@@ -92,6 +99,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.MQTTDiscoveryPrefix = topicPrefix(getenv, "MQTT_DISCOVERY_PREFIX", "homeassistant", &errs)
 	cfg.MQTTTopicPrefix = topicPrefix(getenv, "MQTT_TOPIC_PREFIX", "sungrow", &errs)
 	cfg.MQTTMinInterval = seconds(getenv, "MQTT_MIN_INTERVAL_S", 5, &errs)
+	cfg.AlertCheck = time.Duration(intIn(getenv, "ALERT_CHECK_S", 10, 1, 3600, &errs)) * time.Second
 	cfg.TLSCertFile, cfg.TLSKeyFile = strings.TrimSpace(getenv("TLS_CERT_FILE")), strings.TrimSpace(getenv("TLS_KEY_FILE"))
 	switch {
 	case cfg.TLSCertFile != "" && cfg.TLSKeyFile == "":

@@ -15,6 +15,46 @@ type SungrowAggregateZone struct {
 	One  bool
 }
 
+type SungrowAlertDelivery struct {
+	ID            int64
+	RuleID        int64
+	DeviceID      string
+	Webhook       int32
+	State         string
+	Body          string
+	CreatedAt     time.Time
+	Attempts      int32
+	NextAttemptAt time.Time
+	ClaimedUntil  *time.Time
+	DeliveredAt   *time.Time
+	AbandonedAt   *time.Time
+	LastStatus    *int32
+	LastError     string
+}
+
+type SungrowAlertRule struct {
+	ID        int64
+	DeviceID  string
+	Kind      string
+	AfterS    int32
+	Above     *float64
+	Below     *float64
+	RepeatS   int32
+	Webhooks  []string
+	Secret    string
+	CreatedAt time.Time
+}
+
+type SungrowAlertState struct {
+	RuleID       int64
+	DeviceID     string
+	PendingSince *time.Time
+	FiringSince  *time.Time
+	LastSentAt   *time.Time
+	ResolvedAt   *time.Time
+	Summary      string
+}
+
 type SungrowAuthVersion struct {
 	Version int64
 	One     bool

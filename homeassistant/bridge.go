@@ -111,6 +111,7 @@ type device struct {
 	removed   bool          // has samples but no token: cleared, not announced
 	cleared   bool          // its configs were cleared on this connection
 	top       series.Energy // the totals last published
+	problem   bool          // an alert of the device fires
 	// energy is the last read of the totals; stale: a batch was stored since;
 	// energyNext: the earliest time they may be read again (see energyCostFactor).
 	energy     series.Energy
@@ -321,6 +322,25 @@ func (b *Bridge) Stored(deviceID string, _ time.Time) {
 	d.dirty, d.stale = true, true
 	b.mu.Unlock()
 	b.poke()
+}
+
+// Problems hears which devices have an alert firing (after each alert check) and
+// publishes the state of those whose problem sensor changed. It returns at once.
+func (b *Bridge) Problems(firing map[string]bool) {
+	b.mu.Lock()
+	changed := false
+	for id := range firing {
+		b.device(id)
+	}
+	for id, d := range b.devices {
+		if d.problem != firing[id] {
+			d.problem, d.dirty, changed = firing[id], true, true
+		}
+	}
+	b.mu.Unlock()
+	if changed {
+		b.poke()
+	}
 }
 
 // device returns the record of a device, creating it; b.mu is held.
@@ -569,7 +589,7 @@ func (b *Bridge) publishDevice(ctx context.Context, id string, fresh bool) bool 
 
 	b.mu.Lock()
 	d := b.device(id)
-	energy, announced, s, epoch := d.energy, d.announced, d.slug, b.epoch
+	energy, announced, s, epoch, problem := d.energy, d.announced, d.slug, b.epoch, d.problem
 	top := higher(d.top, b.tops[s])
 	b.mu.Unlock()
 
@@ -594,6 +614,7 @@ func (b *Bridge) publishDevice(ctx context.Context, id string, fresh bool) bool 
 		BatterySoCPct: latest.BatterySoCPct,
 		BatteryTempC:  latest.BatteryTempC,
 		Energy:        published,
+		Problem:       onOff(problem),
 	})
 	ok := b.publish(ctx, b.t.state(s), payload)
 	b.mu.Lock()
@@ -605,6 +626,13 @@ func (b *Bridge) publishDevice(ctx context.Context, id string, fresh bool) bool 
 	}
 	b.mu.Unlock()
 	return ok
+}
+
+func onOff(on bool) string {
+	if on {
+		return "ON"
+	}
+	return "OFF"
 }
 
 // clear removes a device from Home Assistant (once per connection): an empty retained

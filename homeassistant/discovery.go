@@ -97,6 +97,10 @@ func (t topics) config(slug string, s sensor) string {
 	return t.discovery + "/sensor/sungrow_" + slug + "/" + s.key + "/config"
 }
 
+func (t topics) problemConfig(slug string) string {
+	return t.discovery + "/binary_sensor/sungrow_" + slug + "/problem/config"
+}
+
 // slugOfState returns the device slug of a state topic.
 func (t topics) slugOfState(topic string) (string, bool) {
 	rest, ok := strings.CutPrefix(topic, t.prefix+"/")
@@ -107,24 +111,26 @@ func (t topics) slugOfState(topic string) (string, bool) {
 	return s, ok && s != "" && !strings.Contains(s, "/")
 }
 
+type availability struct {
+	Topic               string `json:"topic"`
+	PayloadAvailable    string `json:"payload_available"`
+	PayloadNotAvailable string `json:"payload_not_available"`
+}
+
+type haDevice struct {
+	Identifiers  []string `json:"identifiers"`
+	Name         string   `json:"name"`
+	Manufacturer string   `json:"manufacturer"`
+	Model        string   `json:"model"`
+	SWVersion    string   `json:"sw_version"`
+}
+
 // discoveryConfigs returns each sensor's retained discovery topic and payload for one
 // device, in the shape of Home Assistant's MQTT sensor schema. The entity id is given
 // twice: object_id for Home Assistant before 2025.10, default_entity_id for later ones,
 // which deprecated object_id (discovery drops keys it does not know, so each version
 // reads its own).
 func discoveryConfigs(t topics, device, version string) map[string][]byte {
-	type availability struct {
-		Topic               string `json:"topic"`
-		PayloadAvailable    string `json:"payload_available"`
-		PayloadNotAvailable string `json:"payload_not_available"`
-	}
-	type haDevice struct {
-		Identifiers  []string `json:"identifiers"`
-		Name         string   `json:"name"`
-		Manufacturer string   `json:"manufacturer"`
-		Model        string   `json:"model"`
-		SWVersion    string   `json:"sw_version"`
-	}
 	type config struct {
 		Name              string         `json:"name"`
 		UniqueID          string         `json:"unique_id"`
@@ -166,5 +172,29 @@ func discoveryConfigs(t topics, device, version string) map[string][]byte {
 		})
 		out[t.config(s, sn)] = payload
 	}
+	// The problem sensor: on while any alert of the device fires (`sungrow alert`).
+	id := "sungrow_" + s + "_problem"
+	payload, _ := json.Marshal(problemConfig{ // no type here can fail to marshal
+		Name: "Problem", UniqueID: id, ObjectID: id, DefaultEntityID: "binary_sensor." + entityObjectID(id),
+		StateTopic: t.state(s), ValueTemplate: "{{ value_json.problem }}", PayloadOn: "ON", PayloadOff: "OFF",
+		Availability: []availability{{Topic: t.status(), PayloadAvailable: "online", PayloadNotAvailable: "offline"}},
+		DeviceClass:  "problem", Device: dev,
+	})
+	out[t.problemConfig(s)] = payload
 	return out
+}
+
+// problemConfig is Home Assistant's MQTT binary_sensor schema, as far as used here.
+type problemConfig struct {
+	Name            string         `json:"name"`
+	UniqueID        string         `json:"unique_id"`
+	ObjectID        string         `json:"object_id"`
+	DefaultEntityID string         `json:"default_entity_id"`
+	StateTopic      string         `json:"state_topic"`
+	ValueTemplate   string         `json:"value_template"`
+	PayloadOn       string         `json:"payload_on"`
+	PayloadOff      string         `json:"payload_off"`
+	Availability    []availability `json:"availability"`
+	DeviceClass     string         `json:"device_class"`
+	Device          haDevice       `json:"device"`
 }

@@ -32,6 +32,8 @@ type state struct {
 	BatterySoCPct float64   `json:"battery_soc_pct"`
 	BatteryTempC  *float64  `json:"battery_temp_c"` // null: Home Assistant shows unknown
 	series.Energy
+	// Problem is ON while an alert of the device fires (its binary_sensor), else OFF.
+	Problem string `json:"problem"`
 }
 
 // wobble is how far below an earlier total a new one may fall and still be the same

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/matryer/is"
 
+	"github.com/sungrow/sungrow/alerts"
 	"github.com/sungrow/sungrow/cache"
 	"github.com/sungrow/sungrow/devices"
 	"github.com/sungrow/sungrow/httpapi"
@@ -46,6 +48,7 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		deps.Series = series.NewRaw(d.Pool, time.UTC)
 		deps.Cache = cache.NewMemory(cache.Options{TTL: 5 * time.Second, Logger: deps.Logger})
 		deps.Ready = []httpapi.ReadyCheck{{Name: "database", Check: d.Pool.Ping}}
+		deps.Alerts = alerts.NewStore(d.Pool, nil)
 		deps.Devices = grants{
 			token:             {Device: device, Scope: devices.ReadWrite},
 			"other-token":     {Device: "inverter-02", Scope: devices.ReadWrite},
@@ -59,6 +62,11 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 	// A price, so the series answers carry money and a currency.
 	_, _, err := tariff.NewStore(d.Pool).Set(ctx, tariff.Tariff{DeviceID: tariff.AllDevices, Kind: tariff.Fixed,
 		ValidFrom: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Import: "0.30", Export: "0.08", Currency: "EUR"})
+	is.NoErr(err)
+	// An alert rule with a state and a delivery, so GET /v1/alerts shows them all.
+	hook := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hook.Close()
+	_, err = alerts.NewStore(d.Pool, nil).Add(ctx, alerts.NewRule{All: true, Kind: alerts.Clock, Webhooks: []string{hook.URL}})
 	is.NoErr(err)
 
 	res, err := http.Get(srv.URL + "/openapi.json")
@@ -111,6 +119,11 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		{request{method: "GET", path: "/v1/quarantine?device_id=" + device, token: token}, 200},                           // empty
 		{ingest(`{"samples":[` + strings.Replace(sample, "2026-02-15T08:00:00Z", "1970-01-01T00:00:10Z", 1) + `]}`), 200}, // set aside
 		{request{method: "GET", path: "/v1/quarantine?device_id=" + device, token: token}, 200},
+		{request{check: true, method: "GET", path: "/v1/alerts?device_id=" + device, token: token}, 200},
+		{request{method: "GET", path: "/v1/alerts?device_id=inverter-02", token: token}, 403},
+		{request{method: "GET", path: "/v1/alerts", token: token}, 422},
+		{request{method: "GET", path: "/v1/alerts?device_id=" + device}, 401},
+		{request{server: unready.URL, method: "GET", path: "/v1/alerts?device_id=" + device, token: token}, 503},
 		{request{method: "GET", path: "/v1/quarantine?device_id=inverter-02", token: token}, 403},
 		{request{method: "GET", path: "/v1/quarantine", token: token}, 422},
 		{request{method: "GET", path: "/v1/quarantine?device_id=" + device}, 401},
@@ -134,6 +147,13 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 
 	covered := map[string]bool{} // "METHOD path status"
 	for _, tt := range requests {
+		if tt.req.check { // the set-aside 1970 sample fires the clock rule
+			svc := alerts.NewService(alerts.Options{Conn: d.Pool})
+			_, err := svc.Check(ctx)
+			is.NoErr(err)
+			_, err = svc.Deliver(ctx)
+			is.NoErr(err)
+		}
 		name := tt.req.method + " " + tt.req.path
 		base := srv.URL
 		if tt.req.server != "" {
@@ -236,6 +256,7 @@ func firstEvent(t *testing.T, r io.Reader) []byte {
 
 type request struct {
 	server, method, path, token, body, contentType string
+	check                                          bool // run an alert check first
 }
 
 // TestOpenAPIPassesRedoclyLint runs @redocly/cli's recommended rules over the document,

@@ -24,4 +24,5 @@ func addRoutes(mux *http.ServeMux, deps Deps) {
 	mux.Handle("GET /v1/stream", auth(handleStream(deps.Logger, deps.Metrics, deps.Stream, deps.StreamKeepalive)))
 	mux.Handle("GET /v1/series", auth(handleSeries(deps.Logger, deps.Series, deps.Now)))
 	mux.Handle("GET /v1/quarantine", auth(handleQuarantine(deps.Logger, deps.Quarantine)))
+	mux.Handle("GET /v1/alerts", auth(handleAlerts(deps.Logger, deps.Alerts)))
 }

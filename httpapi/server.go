@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sungrow/sungrow/alerts"
 	"github.com/sungrow/sungrow/devices"
 	"github.com/sungrow/sungrow/metrics"
 	"github.com/sungrow/sungrow/telemetry"
@@ -48,6 +49,14 @@ type Deps struct {
 	Stream StreamHub
 	// StreamKeepalive is the interval of a stream's keepalive comments; 0: 15 s.
 	StreamKeepalive time.Duration
+	// Alerts answers GET /v1/alerts; nil: 503.
+	Alerts AlertLister
+}
+
+// AlertLister lists the alert rules that watch a device, with their state for it;
+// alerts.Store is the real one.
+type AlertLister interface {
+	List(ctx context.Context, deviceID string) ([]alerts.Status, error)
 }
 
 // QuarantineReader lists the set-aside samples of a device; telemetry.Store is the

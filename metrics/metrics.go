@@ -32,6 +32,14 @@ type Metrics struct {
 	MQTTConnected     prometheus.Gauge
 	MQTTPublished     prometheus.Counter
 	MQTTPublishErrors prometheus.Counter
+	// Alerts: the (rule, device) pairs firing, by kind of rule, and the webhook
+	// deliveries by result (delivered, failed and retried, abandoned).
+	AlertsFiring    *prometheus.GaugeVec
+	AlertDeliveries *prometheus.CounterVec
+	// The aggregate audit: buckets it recomputed, by aggregate, and how long the last
+	// audit took.
+	AggregateRepairs      *prometheus.CounterVec
+	AggregateAuditSeconds prometheus.Gauge
 }
 
 // New returns a fresh registry with the Go runtime and process collectors in it.
@@ -93,9 +101,27 @@ func New() *Metrics {
 			Name: "sungrow_mqtt_publish_errors_total",
 			Help: "MQTT messages that could not be published (they are sent again later).",
 		}),
+		AlertsFiring: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sungrow_alerts_firing",
+			Help: "Alerts firing right now (one per rule and device), by kind of rule; read from the database after each check.",
+		}, []string{"rule"}),
+		AlertDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sungrow_alert_deliveries_total",
+			Help: "Webhook deliveries this instance made, by result: delivered (2xx), failed (retried later), abandoned (after 24 h).",
+		}, []string{"result"}),
+		AggregateRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sungrow_aggregate_repairs_total",
+			Help: "Series buckets the aggregate audit found differing from the level below and recomputed, by aggregate.",
+		}, []string{"aggregate"}),
+		AggregateAuditSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sungrow_aggregate_audit_seconds",
+			Help: "How long the last aggregate audit of this instance took (check and repairs).",
+		}),
 	}
+	reg.MustRegister(m.AggregateRepairs, m.AggregateAuditSeconds)
 	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults,
-		m.QuarantinedSamples, m.StreamsOpen, m.StreamEvents, m.StorageBytes, m.MQTTConnected, m.MQTTPublished, m.MQTTPublishErrors)
+		m.QuarantinedSamples, m.StreamsOpen, m.StreamEvents, m.StorageBytes, m.MQTTConnected, m.MQTTPublished, m.MQTTPublishErrors,
+		m.AlertsFiring, m.AlertDeliveries)
 	return m
 }
 

@@ -525,6 +525,31 @@ func setColorScheme(scheme string) chromedp.Action[chromedp.Void] {
 	}
 }
 
+// steps returns the two things a page test does over and over: run actions (failing
+// with a screenshot named after the step and the console's errors) and evaluate a
+// string expression.
+func steps(t *testing.T, ctx context.Context, artifacts, prefix string, console func() string) (
+	run func(name string, actions ...chromedp.Action[chromedp.Void]), eval func(js string) string) {
+	run = func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			shot(t, ctx, artifacts, "failed-"+prefix+"-"+strings.ReplaceAll(name, " ", "-"))
+			t.Fatalf("%s: %v\nconsole: %s", name, err, console())
+		}
+	}
+	eval = func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", js, err)
+		}
+		return v
+	}
+	return run, eval
+}
+
 // shot writes a full-page PNG to the artifact directory.
 func shot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()

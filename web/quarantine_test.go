@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -41,23 +40,7 @@ func TestDashboardQuarantineNotice(t *testing.T) {
 	ctx, cancel := newBrowser(t, chromium)
 	defer cancel()
 	console := collectConsole(t, ctx)
-	run := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			shot(t, ctx, artifacts, "failed-quarantine-"+strings.ReplaceAll(name, " ", "-"))
-			t.Fatalf("%s: %v\nconsole: %s", name, err, console())
-		}
-	}
-	eval := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("evaluate %s: %v", js, err)
-		}
-		return v
-	}
+	run, eval := steps(t, ctx, artifacts, "quarantine", console)
 
 	run("sign in", chromedp.EmulateViewport(1920, 1080), chromedp.Navigate(srv+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#signin`)), chromedp.SendKeys(chromedp.CSS(`#token`), token),

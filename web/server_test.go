@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sungrow/sungrow/alerts"
 	"github.com/sungrow/sungrow/cache"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/internal/testenv"
@@ -31,6 +32,7 @@ func dashboardServer(t *testing.T, d *testenv.DB, store *telemetry.Store, device
 		Tokens:               map[string]string{token: device},
 		Samples:              store,
 		Quarantine:           store,
+		Alerts:               alerts.NewStore(d.Pool, now),
 		Cache:                cache.NewMemory(cache.Options{TTL: 5 * time.Second, Logger: discardLogger()}),
 		Series:               svc,
 		Now:                  now,

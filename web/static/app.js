@@ -40,6 +40,7 @@
     plot: null,
     view: null, // what the chart shows, kept to redraw on resize or theme change
     quarantineTimer: 0,
+    alertsTimer: 0,
   };
 
   class HttpError extends Error {
@@ -104,6 +105,8 @@
     stopStream();
     clearInterval(st.quarantineTimer);
     $('quarantine').hidden = true;
+    clearInterval(st.alertsTimer);
+    $('alerts').hidden = true;
     if (st.plot) st.plot.destroy();
     Object.assign(st, { token: null, device: null, latest: null, liveError: null, plot: null, view: null, date: null, shownDate: null });
     st.seriesSeq++;
@@ -133,6 +136,7 @@
     startLive();
     loadSeries();
     startQuarantine();
+    startAlerts();
   }
 
   function bindUI() {
@@ -798,16 +802,22 @@
     st.quarantineTimer = setInterval(loadQuarantine, QUARANTINE_MS);
   }
 
-  async function loadQuarantine() {
+  function loadQuarantine() {
+    return loadNotice('/v1/quarantine', renderQuarantine);
+  }
+
+  // loadNotice reads a notice's endpoint for the signed-in device and renders the
+  // answer, unless the user signed out meanwhile.
+  async function loadNotice(path, render) {
     const token = st.token;
     let body;
     try {
-      ({ body } = await api('/v1/quarantine?device_id=' + encodeURIComponent(st.device)));
+      ({ body } = await api(path + '?device_id=' + encodeURIComponent(st.device)));
     } catch (e) {
-      return; // the notice is a hint; the live view reports the server being away
+      return; // a notice is a hint; the live view reports the server being away
     }
     if (token !== st.token) return;
-    renderQuarantine(body);
+    render(body);
   }
 
   function quarantineText(q) {
@@ -837,6 +847,34 @@
       }
       rows.append(tr);
     }
+  }
+
+  // ---- alert banner -----------------------------------------------------------
+  // A firing alert (`sungrow alert add`: the device went quiet, its clock is wrong, the
+  // battery runs hot or low) shows above everything until it resolves.
+
+  const ALERTS_MS = 15000;
+
+  function startAlerts() {
+    clearInterval(st.alertsTimer);
+    loadAlerts();
+    st.alertsTimer = setInterval(loadAlerts, ALERTS_MS);
+  }
+
+  function loadAlerts() {
+    return loadNotice('/v1/alerts', renderAlerts);
+  }
+
+  function renderAlerts(body) {
+    const firing = [];
+    for (const a of (body && body.alerts) || []) {
+      for (const d of a.devices) {
+        if (d.state === 'firing') firing.push(d.summary + ' (since ' + new Date(d.since).toLocaleString() + ')');
+      }
+    }
+    const box = $('alerts');
+    box.hidden = firing.length === 0;
+    $('alerts-text').textContent = (firing.length === 1 ? 'Alert: ' : firing.length + ' alerts: ') + firing.join('; ');
   }
 
   document.addEventListener('DOMContentLoaded', start);
