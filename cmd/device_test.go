@@ -17,6 +17,7 @@ import (
 
 	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/internal/testserve"
+	"github.com/sungrow/sungrow/series"
 )
 
 // instance is one `sungrow serve` running in this process until the test ends.
@@ -347,6 +348,15 @@ func TestDeviceRemoveDeleteData(t *testing.T) {
 					count(*) FILTER (WHERE device_id = 'inverter-b') FROM `+table).Scan(&a, &b))
 				is.Equal(a, 0)
 				is.Equal(b, 12)
+			} else {
+				// The rollup forgot the deleted device's quarter hours, and only them.
+				is.NoErr(pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE device_id = 'inverter-a'),
+					count(*) FILTER (WHERE device_id = 'inverter-b') FROM sungrow_rollup`).Scan(&a, &b))
+				is.Equal(a, 0)
+				is.Equal(b, 48)
+				ms, err := series.RollupLevel{}.Compare(ctx, pool, "", time.Time{}, time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC))
+				is.NoErr(err)
+				is.Equal(len(ms), 0)
 			}
 		})
 	}

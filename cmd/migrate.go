@@ -77,7 +77,8 @@ func withMigrator(ctx context.Context, e *env, fn func(migrator) error) error {
 		return err
 	}
 	// Migration 2 builds the daily and monthly aggregates in the zone of sungrow.tz.
-	pool, err := openPool(ctx, cfg, db.SetConfigParams{Name: "sungrow.tz", Value: cfg.TZ.String()})
+	// Migration 8 fills the rollup with a NOTICE per batch: its progress.
+	pool, err := openPoolPrintingNotices(ctx, cfg, e.stdout, db.SetConfigParams{Name: "sungrow.tz", Value: cfg.TZ.String()})
 	if err != nil {
 		return err
 	}

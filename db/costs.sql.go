@@ -158,20 +158,15 @@ func (q *Queries) CostsHourly(ctx context.Context, arg CostsHourlyParams) ([]Cos
 
 const costsRaw = `-- name: CostsRaw :many
 WITH e AS (
-    SELECT date_trunc('hour', ts, $3::text) AS h,
-           sum(load_power_w * sample_count) AS load_w,
-           sum(greatest(-export_power_w, 0) * sample_count) AS import_w,
-           sum(greatest(export_power_w, 0) * sample_count) AS export_w,
-           sum(sample_count) AS samples
-    FROM sungrow_samples
-    WHERE device_id = $4::text AND ts >= $5::timestamptz AND ts < $6::timestamptz
-    GROUP BY 1
+    SELECT unnest($3::timestamptz[]) AS h, unnest($4::float8[]) AS load_w,
+           unnest($5::float8[]) AS import_w, unnest($6::float8[]) AS export_w,
+           unnest($7::bigint[]) AS samples
 ),
 dates AS (
     SELECT device_id, valid_from,
            lead(valid_from) OVER (PARTITION BY device_id ORDER BY valid_from) AS valid_to
     FROM (SELECT DISTINCT device_id, valid_from FROM sungrow_tariffs
-          WHERE device_id IN ($4::text, '') AND kind <> 'hourly') d
+          WHERE device_id IN ($8::text, '') AND kind <> 'hourly') d
 ),
 versions AS (
     SELECT d.device_id, d.valid_from,
@@ -181,7 +176,7 @@ versions AS (
 ),
 local AS (
     SELECT e.h, e.load_w, e.import_w, e.export_w, e.samples, l::date AS day, extract(isodow FROM l)::int AS dow, extract(hour FROM l)::int AS hr
-    FROM e, LATERAL (SELECT e.h AT TIME ZONE $7::text AS l) z
+    FROM e, LATERAL (SELECT e.h AT TIME ZONE $9::text AS l) z
 ),
 chosen AS (
     SELECT local.h, local.load_w, local.import_w, local.export_w, local.samples, local.day, local.dow, local.hr, v.device_id AS tariff_device,
@@ -194,8 +189,8 @@ chosen AS (
            local.h BETWEEN span.dev_first AND span.dev_last AS in_dev_span,
            local.h BETWEEN span.all_first AND span.all_last AS in_all_span
     FROM local
-    CROSS JOIN (SELECT (SELECT min(start) FROM sungrow_hourly_prices WHERE device_id = $4::text) AS dev_first,
-                       (SELECT max(start) FROM sungrow_hourly_prices WHERE device_id = $4::text) AS dev_last,
+    CROSS JOIN (SELECT (SELECT min(start) FROM sungrow_hourly_prices WHERE device_id = $8::text) AS dev_first,
+                       (SELECT max(start) FROM sungrow_hourly_prices WHERE device_id = $8::text) AS dev_last,
                        (SELECT min(start) FROM sungrow_hourly_prices WHERE device_id = '') AS all_first,
                        (SELECT max(start) FROM sungrow_hourly_prices WHERE device_id = '') AS all_last) span
     LEFT JOIN versions v ON local.day >= v.valid_from AND (v.valid_to IS NULL OR local.day < v.valid_to)
@@ -206,7 +201,7 @@ chosen AS (
                  ELSE w.days & (1 << (local.dow - 1)) <> 0 AND local.hr >= w.start_hour
                    OR w.days & (1 << ((local.dow + 5) % 7)) <> 0 AND local.hr < w.end_hour
             END
-    LEFT JOIN sungrow_hourly_prices hd ON hd.device_id = $4::text AND hd.start = local.h
+    LEFT JOIN sungrow_hourly_prices hd ON hd.device_id = $8::text AND hd.start = local.h
     LEFT JOIN sungrow_hourly_prices hg ON hg.device_id = '' AND hg.start = local.h
 ),
 priced AS (
@@ -237,10 +232,12 @@ ORDER BY 1
 type CostsRawParams struct {
 	Unit       string
 	BucketZone string
-	HourZone   string
+	Hours      []time.Time
+	LoadW      []float64
+	ImportW    []float64
+	ExportW    []float64
+	Samples    []int64
 	DeviceID   string
-	FromTs     time.Time
-	ToTs       time.Time
 	Zone       string
 }
 
@@ -255,8 +252,9 @@ type CostsRawRow struct {
 	Savings       float64
 }
 
-// CostsHourly from the samples (plain PostgreSQL, or no aggregates): hours truncated
-// in @hour_zone, as on the raw series path.
+// CostsHourly of hours the caller read (the arrays advance together: hour starts and
+// their sums in W·samples), from the raw samples or plain PostgreSQL's rollup: one
+// pricing for every path without the hourly aggregate.
 // Each date's tariff is in force from its local midnight until the next date of the
 // same device_id; the all-devices tariffs only until the device's first own date.
 // The local wall clock of each hour, in SUNGROW_TZ (@zone), daylight saving included.
@@ -272,10 +270,12 @@ func (q *Queries) CostsRaw(ctx context.Context, arg CostsRawParams) ([]CostsRawR
 	rows, err := q.db.Query(ctx, costsRaw,
 		arg.Unit,
 		arg.BucketZone,
-		arg.HourZone,
+		arg.Hours,
+		arg.LoadW,
+		arg.ImportW,
+		arg.ExportW,
+		arg.Samples,
 		arg.DeviceID,
-		arg.FromTs,
-		arg.ToTs,
 		arg.Zone,
 	)
 	if err != nil {

@@ -175,6 +175,23 @@ type SungrowRawHorizon struct {
 	One     bool
 }
 
+type SungrowRollup struct {
+	DeviceID             string
+	Bucket               time.Time
+	SampleCount          int64
+	SumPvPowerW          float64
+	MaxPvPowerW          float64
+	SumBatteryPowerW     float64
+	SumBatterySocPct     float64
+	SumLoadPowerW        float64
+	SumExportPowerW      float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	MaxPvDailyKwh        *float64
+}
+
 type SungrowSample struct {
 	DeviceID      string
 	Ts            time.Time

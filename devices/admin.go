@@ -152,6 +152,16 @@ func (a *Admin) RemoveDevice(ctx context.Context, id string, deleteData bool) (R
 		if err != nil {
 			return fmt.Errorf("delete the samples of %s: %w", id, err)
 		}
+		// On plain PostgreSQL the device's rollup buckets go with its samples.
+		hasRollup, err := q.RollupPresent(ctx)
+		if err != nil {
+			return fmt.Errorf("look for the rollup: %w", err)
+		}
+		if hasRollup {
+			if err := q.DeleteDeviceRollup(ctx, id); err != nil {
+				return fmt.Errorf("delete the rollup of %s: %w", id, err)
+			}
+		}
 		res.DeletedSamples = del.Deleted
 		if del.Deleted > 0 {
 			res.Oldest, res.Newest = &del.Oldest, &del.Newest

@@ -88,17 +88,13 @@ GROUP BY 1
 ORDER BY 1;
 
 -- name: CostsRaw :many
--- CostsHourly from the samples (plain PostgreSQL, or no aggregates): hours truncated
--- in @hour_zone, as on the raw series path.
+-- CostsHourly of hours the caller read (the arrays advance together: hour starts and
+-- their sums in W·samples), from the raw samples or plain PostgreSQL's rollup: one
+-- pricing for every path without the hourly aggregate.
 WITH e AS (
-    SELECT date_trunc('hour', ts, @hour_zone::text) AS h,
-           sum(load_power_w * sample_count) AS load_w,
-           sum(greatest(-export_power_w, 0) * sample_count) AS import_w,
-           sum(greatest(export_power_w, 0) * sample_count) AS export_w,
-           sum(sample_count) AS samples
-    FROM sungrow_samples
-    WHERE device_id = @device_id::text AND ts >= @from_ts::timestamptz AND ts < @to_ts::timestamptz
-    GROUP BY 1
+    SELECT unnest(@hours::timestamptz[]) AS h, unnest(@load_w::float8[]) AS load_w,
+           unnest(@import_w::float8[]) AS import_w, unnest(@export_w::float8[]) AS export_w,
+           unnest(@samples::bigint[]) AS samples
 ),
 -- Each date's tariff is in force from its local midnight until the next date of the
 -- same device_id; the all-devices tariffs only until the device's first own date.

@@ -238,9 +238,20 @@ func inRuns(t time.Time, runs []span) bool {
 func (s *Service) price(ctx context.Context, unit, bucketZone, device string, from, to time.Time) ([]db.CostsRawRow, error) {
 	var rows []db.CostsRawRow
 	var err error
-	if s.path == PathRaw {
-		rows, err = s.q.CostsRaw(ctx, db.CostsRawParams{HourZone: s.hourZone, DeviceID: device, FromTs: from, ToTs: to,
-			Zone: s.loc.String(), Unit: unit, BucketZone: bucketZone})
+	if s.path == PathRaw || s.path == PathRollup {
+		var hours []db.SeriesRawRow
+		if hours, err = s.read(ctx, Hourly, device, from, to); err != nil {
+			return nil, fmt.Errorf("read the hours from %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
+		}
+		p := db.CostsRawParams{DeviceID: device, Zone: s.loc.String(), Unit: unit, BucketZone: bucketZone}
+		for _, h := range hours {
+			p.Hours = append(p.Hours, h.Bucket)
+			p.LoadW = append(p.LoadW, h.SumLoadPowerW)
+			p.ImportW = append(p.ImportW, h.SumGridImportW)
+			p.ExportW = append(p.ExportW, h.SumGridExportW)
+			p.Samples = append(p.Samples, h.SampleCount)
+		}
+		rows, err = s.q.CostsRaw(ctx, p)
 	} else {
 		var hourly []db.CostsHourlyRow
 		hourly, err = s.q.CostsHourly(ctx, db.CostsHourlyParams{DeviceID: device, FromTs: from, ToTs: to,

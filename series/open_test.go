@@ -48,8 +48,10 @@ func TestOpenChoosesThePath(t *testing.T) {
 	t.Run("plain PostgreSQL", func(t *testing.T) {
 		is := is.New(t)
 		d := testenv.New(t, testenv.Postgres)
-		_, info, err := series.Open(context.Background(), d.Pool, time.UTC)
-		is.NoErr(err)
-		is.Equal(info.Path, series.PathRaw)
+		for _, zone := range []string{"UTC", "Europe/Brussels", "Asia/Kolkata", "Asia/Kathmandu"} {
+			_, info, err := series.Open(context.Background(), d.Pool, load(zone))
+			is.NoErr(err)
+			is.Equal(info.Path, series.PathRollup) // 15 minutes nest in every zone in use
+		}
 	})
 }

@@ -258,6 +258,9 @@ const (
 	// PathHourlyRollup reads the hourly aggregate and sums it into days and months in
 	// SUNGROW_TZ, because the daily and monthly ones were built in another zone.
 	PathHourlyRollup Path = "hourly aggregate rolled up (aggregates built in another zone)"
+	// PathRollup sums plain PostgreSQL's 15-minute sungrow_rollup into hours, days and
+	// months in SUNGROW_TZ.
+	PathRollup Path = "15-minute rollup (plain PostgreSQL)"
 	// PathRaw computes everything from sungrow_samples.
 	PathRaw Path = "raw samples"
 )
@@ -326,6 +329,13 @@ func Open(ctx context.Context, conn db.DBTX, loc *time.Location) (*Service, Info
 		return nil, Info{}, fmt.Errorf("look for the series aggregates: %w", err)
 	}
 	if !present {
+		rollup, err := q.RollupPresent(ctx)
+		if err != nil {
+			return nil, Info{}, fmt.Errorf("look for the series rollup: %w", err)
+		}
+		if rollup && quarterHourZone(loc) {
+			return newService(q, loc, PathRollup), Info{Path: PathRollup}, nil
+		}
 		return newService(q, loc, PathRaw), Info{Path: PathRaw}, nil
 	}
 	zone, err := q.AggregateZone(ctx)
@@ -351,10 +361,17 @@ func NewRaw(conn db.DBTX, loc *time.Location) *Service {
 
 // wholeHourZone reports whether loc's offsets over recent and coming years are whole
 // hours, so UTC hours nest in its days.
-func wholeHourZone(loc *time.Location) bool {
+func wholeHourZone(loc *time.Location) bool { return offsetsDivide(loc, 3600) }
+
+// quarterHourZone reports whether loc's offsets over recent and coming years are
+// multiples of 15 minutes, so the rollup's UTC quarter hours nest in its hours and
+// days (every zone in use since 2000: Asia/Kolkata, Asia/Kathmandu, Australia/Eucla).
+func quarterHourZone(loc *time.Location) bool { return offsetsDivide(loc, 900) }
+
+func offsetsDivide(loc *time.Location, seconds int) bool {
 	for y := 1990; y <= 2040; y++ {
 		for _, m := range []time.Month{time.January, time.July} {
-			if _, off := time.Date(y, m, 1, 0, 0, 0, 0, loc).Zone(); off%3600 != 0 {
+			if _, off := time.Date(y, m, 1, 0, 0, 0, 0, loc).Zone(); off%seconds != 0 {
 				return false
 			}
 		}
@@ -441,6 +458,8 @@ func (s *Service) read(ctx context.Context, agg Aggregate, device string, from, 
 	switch {
 	case s.path == PathRaw && agg == Hourly:
 		return convert(s.q.SeriesRawHourly(ctx, db.SeriesRawHourlyParams{Zone: zone, DeviceID: device, FromTs: from, ToTs: to}))
+	case s.path == PathRollup:
+		return convert(s.q.SeriesRollup(ctx, db.SeriesRollupParams{Unit: agg.unit(), Zone: zone, DeviceID: device, FromTs: from, ToTs: to}))
 	case s.path == PathRaw:
 		return s.q.SeriesRaw(ctx, db.SeriesRawParams{Unit: agg.unit(), Zone: zone, DeviceID: device, FromTs: from, ToTs: to})
 	case agg == Hourly:
@@ -455,7 +474,8 @@ func (s *Service) read(ctx context.Context, agg Aggregate, device string, from, 
 }
 
 type row interface {
-	db.SeriesHourlyRow | db.SeriesDailyRow | db.SeriesMonthlyRow | db.SeriesRollupHourlyRow | db.SeriesRawHourlyRow
+	db.SeriesHourlyRow | db.SeriesDailyRow | db.SeriesMonthlyRow | db.SeriesRollupHourlyRow | db.SeriesRawHourlyRow |
+		db.SeriesRollupRow
 }
 
 func convert[R row](rows []R, err error) ([]db.SeriesRawRow, error) {

@@ -191,11 +191,12 @@ func TestVerifyFindsAndMendsDamagedBuckets(t *testing.T) {
 	is.True(framesEqualRaw(t, d.Pool, loc))
 }
 
-// TestLevelsPlainPostgres: without the aggregates there is nothing stored to verify.
+// TestLevelsPlainPostgres: without the aggregates the one stored level is the rollup.
 func TestLevelsPlainPostgres(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
 	levels, err := series.Levels(context.Background(), d.Pool, time.UTC)
 	is.NoErr(err)
-	is.Equal(len(levels), 0)
+	is.Equal(len(levels), 1)
+	is.Equal(levels[0].Name(), series.RollupName)
 }

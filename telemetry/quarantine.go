@@ -123,8 +123,8 @@ func (s *Store) InsertSettingAside(ctx context.Context, deviceID string, samples
 	q := s.q.WithTx(tx)
 	var inserted int64
 	if len(samples) > 0 {
-		if inserted, err = q.InsertSamples(ctx, insertParams(deviceID, samples)); err != nil {
-			return 0, fmt.Errorf("insert %d samples: %w", len(samples), err)
+		if inserted, err = s.insert(ctx, q, deviceID, samples); err != nil {
+			return 0, err
 		}
 	}
 	if err := q.LockQuarantine(ctx, deviceID); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,7 +38,15 @@ type Store struct {
 	q             *db.Queries
 	conn          db.DBTX
 	quarantineMax int64
+	// rollup caches whether plain PostgreSQL's sungrow_rollup exists (0: not asked
+	// yet, rollupAbsent, rollupPresent): where it does, every insert adds to it.
+	rollup atomic.Int32
 }
+
+const (
+	rollupAbsent int32 = iota + 1
+	rollupPresent
+)
 
 // NewStore returns a Store over a pool, connection or transaction.
 func NewStore(conn db.DBTX, opts ...Option) *Store {
@@ -55,7 +64,31 @@ func (s *Store) Insert(ctx context.Context, deviceID string, samples []Sample) (
 	if len(samples) == 0 {
 		return 0, nil
 	}
-	n, err := s.q.InsertSamples(ctx, insertParams(deviceID, samples))
+	return s.insert(ctx, s.q, deviceID, samples)
+}
+
+// insert stores samples through q: on plain PostgreSQL with the rollup into it in the
+// same statement, on TimescaleDB (whose aggregates follow by themselves) alone.
+func (s *Store) insert(ctx context.Context, q *db.Queries, deviceID string, samples []Sample) (int64, error) {
+	state := s.rollup.Load()
+	if state == 0 {
+		present, err := q.RollupPresent(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("insert %d samples: look for the rollup: %w", len(samples), err)
+		}
+		state = rollupAbsent
+		if present {
+			state = rollupPresent
+		}
+		s.rollup.Store(state)
+	}
+	var n int64
+	var err error
+	if state == rollupPresent {
+		n, err = q.InsertSamplesRollup(ctx, db.InsertSamplesRollupParams(insertParams(deviceID, samples)))
+	} else {
+		n, err = q.InsertSamples(ctx, insertParams(deviceID, samples))
+	}
 	if err != nil {
 		return 0, fmt.Errorf("insert %d samples: %w", len(samples), err)
 	}

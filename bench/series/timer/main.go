@@ -37,7 +37,12 @@ func run() error {
 	n := flag.Int("n", 15, "runs per frame")
 	label := flag.String("label", "", "label of this run")
 	device := flag.String("device", "bench-device", "device whose series are timed")
+	tz := flag.String("tz", "UTC", "SUNGROW_TZ the frames are served in")
 	flag.Parse()
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		return err
+	}
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(*url)
 	if err != nil {
@@ -53,18 +58,24 @@ func run() error {
 		return err
 	}
 	defer pool.Close()
-	svc, info, err := series.Open(ctx, pool, time.UTC)
+	svc, info, err := series.Open(ctx, pool, loc)
 	if err != nil {
 		return err
 	}
 	if *raw {
-		svc, info.Path = series.NewRaw(pool, time.UTC), series.PathRaw
+		svc, info.Path = series.NewRaw(pool, loc), series.PathRaw
 	}
 	d, err := svc.ParseDate(*date, time.Now())
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s (path: %s, %d runs each)\n", *label, info.Path, *n)
+	// Without date= a frame covers "today": pinned to noon of -date, so the answer is the
+	// same frame served through the default date.
+	today, err := svc.ParseDate("", d.Add(12*time.Hour))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s (path: %s, zone %s, %d runs each)\n", *label, info.Path, loc, *n)
 	measure := func(name string, fn func() (int, error)) error {
 		var took []time.Duration
 		var first time.Duration
@@ -83,18 +94,23 @@ func run() error {
 			buckets = b
 		}
 		slices.Sort(took)
-		fmt.Printf("  %-22s %4d buckets  p50 %9s  p90 %9s  (first %s)\n", name, buckets,
+		fmt.Printf("  %-34s %4d buckets  p50 %9s  p90 %9s  (first %s)\n", name, buckets,
 			took[len(took)/2].Round(10*time.Microsecond), took[len(took)*9/10].Round(10*time.Microsecond),
 			first.Round(10*time.Microsecond))
 		return nil
 	}
 	for _, frame := range []string{"day", "week", "month", "year", "all"} {
-		err := measure("frame="+frame, func() (int, error) {
-			b, err := svc.Series(ctx, *device, frame, d)
-			return len(b.Buckets), err
-		})
-		if err != nil {
-			return err
+		for _, at := range []struct {
+			name string
+			date time.Time
+		}{{"&date=" + *date, d}, {" (no date)", today}} {
+			err := measure("frame="+frame+at.name, func() (int, error) {
+				b, err := svc.Series(ctx, *device, frame, at.date)
+				return len(b.Buckets), err
+			})
+			if err != nil {
+				return err
+			}
 		}
 	}
 	if *flat {

@@ -1,0 +1,169 @@
+-- Plain PostgreSQL's 15-minute rollup (sql/00008_rollup.sql). Buckets are
+-- date_bin('15 minutes', ts, '2000-01-01T00:00:00Z'): UTC-aligned quarter hours.
+
+-- name: RollupPresent :one
+SELECT (to_regclass('sungrow_rollup') IS NOT NULL)::boolean AS present;
+
+-- name: InsertSamplesRollup :one
+-- InsertSamples on plain PostgreSQL: the rows the insert really stored (RETURNING
+-- skips every (device_id, ts) already there, also one a concurrent batch committed
+-- first) are added to their buckets in the same statement, so a re-sent or overlapping
+-- batch counts each stored sample once. Buckets are upserted in key order, so two
+-- batches never wait on each other's buckets in a cycle. Returns the samples stored.
+WITH ins AS (
+    INSERT INTO sungrow_samples (
+        device_id, ts, pv_power_w, pv_daily_kwh, battery_power_w, battery_soc_pct,
+        battery_temp_c, load_power_w, export_power_w, sample_count
+    )
+    SELECT @device_id::text,
+           unnest(@ts::timestamptz[]),
+           unnest(@pv_power_w::float8[]),
+           NULLIF(unnest(@pv_daily_kwh::float8[]), 'NaN'::float8),
+           unnest(@battery_power_w::float8[]),
+           unnest(@battery_soc_pct::float8[]),
+           NULLIF(unnest(@battery_temp_c::float8[]), 'NaN'::float8),
+           unnest(@load_power_w::float8[]),
+           unnest(@export_power_w::float8[]),
+           unnest(@sample_count::int4[])
+    ON CONFLICT (device_id, ts) DO NOTHING
+    RETURNING *
+), added AS (
+    INSERT INTO sungrow_rollup AS r
+    SELECT device_id, date_bin('15 minutes', ts, '2000-01-01T00:00:00Z'),
+           sum(sample_count),
+           sum(pv_power_w * sample_count), max(pv_power_w),
+           sum(battery_power_w * sample_count), sum(battery_soc_pct * sample_count),
+           sum(load_power_w * sample_count), sum(export_power_w * sample_count),
+           sum(greatest(-export_power_w, 0) * sample_count),
+           sum(greatest(export_power_w, 0) * sample_count),
+           sum(greatest(battery_power_w, 0) * sample_count),
+           sum(greatest(-battery_power_w, 0) * sample_count),
+           max(pv_daily_kwh)
+    FROM ins
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    ON CONFLICT (device_id, bucket) DO UPDATE
+    SET sample_count = r.sample_count + excluded.sample_count,
+        sum_pv_power_w = r.sum_pv_power_w + excluded.sum_pv_power_w,
+        max_pv_power_w = greatest(r.max_pv_power_w, excluded.max_pv_power_w),
+        sum_battery_power_w = r.sum_battery_power_w + excluded.sum_battery_power_w,
+        sum_battery_soc_pct = r.sum_battery_soc_pct + excluded.sum_battery_soc_pct,
+        sum_load_power_w = r.sum_load_power_w + excluded.sum_load_power_w,
+        sum_export_power_w = r.sum_export_power_w + excluded.sum_export_power_w,
+        sum_grid_import_w = r.sum_grid_import_w + excluded.sum_grid_import_w,
+        sum_grid_export_w = r.sum_grid_export_w + excluded.sum_grid_export_w,
+        sum_battery_charge_w = r.sum_battery_charge_w + excluded.sum_battery_charge_w,
+        sum_battery_discharge_w = r.sum_battery_discharge_w + excluded.sum_battery_discharge_w,
+        max_pv_daily_kwh = greatest(r.max_pv_daily_kwh, excluded.max_pv_daily_kwh)
+)
+SELECT count(*)::bigint AS inserted FROM ins;
+
+-- name: SeriesRollup :many
+-- The rollup path: hours (@unit 'hour', truncated in @zone, as SeriesRawHourly), days
+-- or months (beginning in @zone) summed from the quarter hours, which nest in them.
+-- Local days first (hours for 'hour'), for the inverter counter's daily maximum.
+WITH parts AS (
+    SELECT date_trunc(CASE WHEN @unit::text = 'hour' THEN 'hour' ELSE 'day' END, bucket, @zone::text) AS part,
+           sum(sum_pv_power_w) AS sum_pv_power_w, max(max_pv_power_w) AS max_pv_power_w,
+           sum(sum_battery_power_w) AS sum_battery_power_w,
+           sum(sum_battery_soc_pct) AS sum_battery_soc_pct,
+           sum(sum_load_power_w) AS sum_load_power_w, sum(sum_export_power_w) AS sum_export_power_w,
+           sum(sample_count) AS sample_count,
+           sum(sum_grid_import_w) AS sum_grid_import_w, sum(sum_grid_export_w) AS sum_grid_export_w,
+           sum(sum_battery_charge_w) AS sum_battery_charge_w,
+           sum(sum_battery_discharge_w) AS sum_battery_discharge_w,
+           max(max_pv_daily_kwh) AS pv_inverter_kwh
+    FROM sungrow_rollup
+    WHERE device_id = @device_id AND bucket >= @from_ts::timestamptz AND bucket < @to_ts::timestamptz
+    GROUP BY 1
+)
+SELECT date_trunc(@unit::text, part, @zone::text)::timestamptz AS bucket,
+       (sum(sum_pv_power_w) / sum(sample_count))::float8 AS avg_pv_power_w,
+       max(max_pv_power_w)::float8 AS max_pv_power_w,
+       (sum(sum_battery_power_w) / sum(sample_count))::float8 AS avg_battery_power_w,
+       (sum(sum_battery_soc_pct) / sum(sample_count))::float8 AS avg_battery_soc_pct,
+       (sum(sum_load_power_w) / sum(sample_count))::float8 AS avg_load_power_w,
+       (sum(sum_export_power_w) / sum(sample_count))::float8 AS avg_export_power_w,
+       sum(sample_count)::bigint AS sample_count,
+       sum(sum_pv_power_w)::float8 AS sum_pv_power_w,
+       sum(sum_load_power_w)::float8 AS sum_load_power_w,
+       sum(sum_grid_import_w)::float8 AS sum_grid_import_w,
+       sum(sum_grid_export_w)::float8 AS sum_grid_export_w,
+       sum(sum_battery_charge_w)::float8 AS sum_battery_charge_w,
+       sum(sum_battery_discharge_w)::float8 AS sum_battery_discharge_w,
+       (CASE WHEN @unit::text = 'hour' THEN 'NaN' ELSE coalesce(sum(pv_inverter_kwh), 'NaN') END)::float8 AS pv_inverter_kwh
+FROM parts
+GROUP BY 1
+ORDER BY 1;
+
+-- name: DeleteDeviceRollup :exec
+-- With DeleteDeviceSamples: a device's samples all went, so do its buckets.
+DELETE FROM sungrow_rollup WHERE device_id = @device_id;
+
+-- name: CompareRollup :many
+-- Every bucket of [from_ts, to_ts) of @device_id ('' for every device) as the rollup
+-- holds it and as the raw samples add up to (NaN where one side has no row); the
+-- caller compares them.
+WITH r AS (
+    SELECT * FROM sungrow_rollup
+    WHERE (@device_id::text = '' OR device_id = @device_id::text)
+      AND bucket >= @from_ts::timestamptz AND bucket < @to_ts::timestamptz
+), s AS (
+    SELECT device_id, date_bin('15 minutes', ts, '2000-01-01T00:00:00Z') AS bucket,
+           sum(sample_count) AS sample_count,
+           sum(pv_power_w * sample_count) AS sum_pv_power_w, max(pv_power_w) AS max_pv_power_w,
+           sum(battery_power_w * sample_count) AS sum_battery_power_w,
+           sum(battery_soc_pct * sample_count) AS sum_battery_soc_pct,
+           sum(load_power_w * sample_count) AS sum_load_power_w,
+           sum(export_power_w * sample_count) AS sum_export_power_w,
+           sum(greatest(-export_power_w, 0) * sample_count) AS sum_grid_import_w,
+           sum(greatest(export_power_w, 0) * sample_count) AS sum_grid_export_w,
+           sum(greatest(battery_power_w, 0) * sample_count) AS sum_battery_charge_w,
+           sum(greatest(-battery_power_w, 0) * sample_count) AS sum_battery_discharge_w,
+           max(pv_daily_kwh) AS max_pv_daily_kwh
+    FROM sungrow_samples
+    WHERE (@device_id::text = '' OR device_id = @device_id::text)
+      AND ts >= @from_ts::timestamptz AND ts < @to_ts::timestamptz
+    GROUP BY 1, 2
+)
+SELECT coalesce(r.device_id, s.device_id)::text AS device_id,
+       coalesce(r.bucket, s.bucket)::timestamptz AS bucket,
+       (r.device_id IS NULL)::boolean AS missing, (s.device_id IS NULL)::boolean AS extra,
+       coalesce(r.sample_count::float8, 'NaN')::float8 AS stored_sample_count, coalesce(s.sample_count::float8, 'NaN')::float8 AS raw_sample_count,
+       coalesce(r.sum_pv_power_w, 'NaN')::float8 AS stored_sum_pv_power_w, coalesce(s.sum_pv_power_w, 'NaN')::float8 AS raw_sum_pv_power_w,
+       coalesce(r.max_pv_power_w, 'NaN')::float8 AS stored_max_pv_power_w, coalesce(s.max_pv_power_w, 'NaN')::float8 AS raw_max_pv_power_w,
+       coalesce(r.sum_battery_power_w, 'NaN')::float8 AS stored_sum_battery_power_w, coalesce(s.sum_battery_power_w, 'NaN')::float8 AS raw_sum_battery_power_w,
+       coalesce(r.sum_battery_soc_pct, 'NaN')::float8 AS stored_sum_battery_soc_pct, coalesce(s.sum_battery_soc_pct, 'NaN')::float8 AS raw_sum_battery_soc_pct,
+       coalesce(r.sum_load_power_w, 'NaN')::float8 AS stored_sum_load_power_w, coalesce(s.sum_load_power_w, 'NaN')::float8 AS raw_sum_load_power_w,
+       coalesce(r.sum_export_power_w, 'NaN')::float8 AS stored_sum_export_power_w, coalesce(s.sum_export_power_w, 'NaN')::float8 AS raw_sum_export_power_w,
+       coalesce(r.sum_grid_import_w, 'NaN')::float8 AS stored_sum_grid_import_w, coalesce(s.sum_grid_import_w, 'NaN')::float8 AS raw_sum_grid_import_w,
+       coalesce(r.sum_grid_export_w, 'NaN')::float8 AS stored_sum_grid_export_w, coalesce(s.sum_grid_export_w, 'NaN')::float8 AS raw_sum_grid_export_w,
+       coalesce(r.sum_battery_charge_w, 'NaN')::float8 AS stored_sum_battery_charge_w, coalesce(s.sum_battery_charge_w, 'NaN')::float8 AS raw_sum_battery_charge_w,
+       coalesce(r.sum_battery_discharge_w, 'NaN')::float8 AS stored_sum_battery_discharge_w, coalesce(s.sum_battery_discharge_w, 'NaN')::float8 AS raw_sum_battery_discharge_w,
+       coalesce(r.max_pv_daily_kwh, 'NaN')::float8 AS stored_max_pv_daily_kwh, coalesce(s.max_pv_daily_kwh, 'NaN')::float8 AS raw_max_pv_daily_kwh
+FROM r FULL JOIN s ON r.device_id = s.device_id AND r.bucket = s.bucket
+ORDER BY 1, 2;
+
+-- name: DeleteRollupBuckets :exec
+-- The first half of a repair (RebuildRollupBuckets the second, in one transaction):
+-- the buckets (arrays advance together) go.
+DELETE FROM sungrow_rollup r
+USING (SELECT unnest(@device_ids::text[]) AS device_id, unnest(@buckets::timestamptz[]) AS bucket) t
+WHERE r.device_id = t.device_id AND r.bucket = t.bucket;
+
+-- name: RebuildRollupBuckets :execrows
+-- The buckets (arrays advance together) summed again from the raw samples.
+INSERT INTO sungrow_rollup
+SELECT s.device_id, t.bucket,
+       sum(sample_count),
+       sum(pv_power_w * sample_count), max(pv_power_w),
+       sum(battery_power_w * sample_count), sum(battery_soc_pct * sample_count),
+       sum(load_power_w * sample_count), sum(export_power_w * sample_count),
+       sum(greatest(-export_power_w, 0) * sample_count),
+       sum(greatest(export_power_w, 0) * sample_count),
+       sum(greatest(battery_power_w, 0) * sample_count),
+       sum(greatest(-battery_power_w, 0) * sample_count),
+       max(pv_daily_kwh)
+FROM (SELECT unnest(@device_ids::text[]) AS device_id, unnest(@buckets::timestamptz[]) AS bucket) t
+JOIN sungrow_samples s ON s.device_id = t.device_id AND s.ts >= t.bucket AND s.ts < t.bucket + interval '15 minutes'
+GROUP BY 1, 2;
