@@ -196,7 +196,11 @@ func warnEnvOverride(e *env, id string) {
 }
 
 func printIssued(w io.Writer, tok devices.IssuedToken) {
+	// "token N: secret" stays the first line as it always was: scripts read it.
 	fmt.Fprintf(w, "token %d: %s\n", tok.ID, tok.Secret)
+	if tok.Scope == devices.ReadOnly {
+		fmt.Fprintln(w, "It is read-only: it may read everything of its device and may not post samples.")
+	}
 	fmt.Fprintln(w, "Keep it now: it is not stored and cannot be shown again. Running servers accept it within a few seconds.")
 }
 

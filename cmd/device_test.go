@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -341,4 +342,72 @@ func TestDeviceRemoveDeleteData(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadOnlyToken: a dashboard's token reads every GET endpoint and the stream of its
+// device, is refused ingest with a message naming the cause and another device as any
+// token is, and `token list` shows its scope.
+func TestReadOnlyToken(t *testing.T) {
+	is := is.New(t)
+	d := testenv.New(t, testenv.Postgres)
+	env := map[string]string{"DATABASE_URL": d.URL}
+	c := &cli{t: t, env: env}
+	edge := c.deviceAdd("inverter-a")
+	c.deviceAdd("inverter-b")
+	screen := c.tokenAdd("inverter-a", "--read-only", "--label", "kitchen")
+	s := startServe(t, env)
+
+	do := func(method, path, token, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, s.Base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		is.NoErr(err)
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	sample := `{"samples":[{"device_id":"inverter-a","ts":"2026-01-01T00:00:00Z","pv_power_w":1,"battery_power_w":0,"battery_soc_pct":50,"load_power_w":1,"export_power_w":0}]}`
+	status, body := do(http.MethodPost, "/v1/ingest", screen.Token, sample)
+	is.Equal(status, http.StatusForbidden)
+	is.True(strings.Contains(body, "read-only"))
+	status, _ = do(http.MethodPost, "/v1/ingest", edge.Token, sample) // device add's token still writes
+	is.Equal(status, http.StatusOK)
+
+	for _, path := range []string{
+		"/v1/me",
+		"/v1/realtime?device_id=inverter-a",
+		"/v1/series?device_id=inverter-a&frame=day&date=2026-01-01",
+		"/v1/series?device_id=inverter-a&frame=day&date=2026-01-01&format=csv",
+		"/v1/quarantine?device_id=inverter-a",
+	} {
+		status, body := do(http.MethodGet, path, screen.Token, "")
+		is.Equal(status, http.StatusOK) // path
+		if path == "/v1/me" {
+			is.True(strings.Contains(body, `"scope":"read-only"`))
+		}
+	}
+	stream := testenv.OpenStream(t, s.Base, screen.Token, "inverter-a", "")
+	is.Equal(stream.Status, http.StatusOK)
+	stream.Close()
+
+	status, _ = do(http.MethodGet, "/v1/realtime?device_id=inverter-b", screen.Token, "")
+	is.Equal(status, http.StatusForbidden)
+	is.Equal(testenv.OpenStream(t, s.Base, screen.Token, "inverter-b", "").Status, http.StatusForbidden)
+
+	var list []struct {
+		ID    *int64 `json:"id"`
+		Label string `json:"label"`
+		Scope string `json:"scope"`
+	}
+	is.NoErr(json.Unmarshal([]byte(c.run("token", "list", "inverter-a", "--json")), &list))
+	is.Equal(len(list), 2)
+	is.Equal(list[0].Scope, "read-write")
+	is.Equal(list[1].Label, "kitchen")
+	is.Equal(list[1].Scope, "read-only")
+	is.True(strings.Contains(c.run("token", "list"), "read-only"))
+
+	out := c.run("token", "add", "inverter-a", "--read-only")
+	is.True(regexp.MustCompile(`^token \d+: sg_\S+\n`).MatchString(out)) // the line scripts read, as for any token
+	is.True(strings.Contains(out, "read-only"))
 }

@@ -69,6 +69,17 @@ func TestServeWithMQTT(t *testing.T) {
 					return false
 				})
 			}
+			if tt.name == "connected" {
+				// Home Assistant shows the version `sungrow version` prints, commit and all.
+				testenv.Await(t, "a discovery config naming the commit", 30*time.Second, func() bool {
+					for _, m := range rec.Since(mark) {
+						if strings.HasPrefix(m.Topic, "homeassistant/") && strings.Contains(m.Payload, `"sw_version":"`+cmd.Version+` (commit `) {
+							return true
+						}
+					}
+					return false
+				})
+			}
 			cancel()
 			select {
 			case err := <-done:

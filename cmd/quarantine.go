@@ -20,6 +20,7 @@ more than 24 h ahead, a battery_soc_pct outside 0-100, a sample_count below 1) i
 of refusing their batch. These commands show them and delete them.`,
 	}
 	var limit int
+	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list [DEVICE]",
 		Short: "The newest set-aside samples (of DEVICE, or of every device), one line per implausible field",
@@ -29,6 +30,12 @@ of refusing their batch. These commands show them and delete them.`,
 				entries, err := store.QuarantineList(cmd.Context(), firstArg(args), limit)
 				if err != nil {
 					return err
+				}
+				if asJSON {
+					if entries == nil {
+						entries = []telemetry.QuarantineEntry{}
+					}
+					return printJSON(e.stdout, entries)
 				}
 				if len(entries) == 0 {
 					fmt.Fprintln(e.stdout, "the quarantine is empty")
@@ -45,6 +52,7 @@ of refusing their batch. These commands show them and delete them.`,
 		},
 	}
 	list.Flags().IntVar(&limit, "limit", 100, "most lines to print")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON: one object per implausible field, the sample as ingest got it")
 
 	var before string
 	purge := &cobra.Command{

@@ -1,7 +1,9 @@
 package cmd_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +45,20 @@ func TestQuarantineListAndPurge(t *testing.T) {
 		is.Equal(strings.Count(out, "clock_behind"), 2)
 		is.True(!strings.Contains(out, "inverter-02"))
 
+		out, _, err = run(ctx, env, "quarantine", "list", "--json")
+		is.NoErr(err)
+		var entries []struct {
+			DeviceID string          `json:"device_id"`
+			Reason   string          `json:"reason"`
+			Sample   json.RawMessage `json:"sample"`
+		}
+		is.NoErr(json.Unmarshal([]byte(out), &entries))
+		is.Equal(len(entries), 3)
+		is.Equal(entries[0].Reason, "clock_behind")
+		var sample bytes.Buffer
+		is.NoErr(json.Compact(&sample, entries[0].Sample))
+		is.Equal(sample.String(), `{"device_id":"`+entries[0].DeviceID+`"}`) // the sample as ingest got it
+
 		_, _, err = run(ctx, env, "quarantine", "purge", "--before", "yesterday")
 		is.True(err != nil) // a bad time
 
@@ -60,5 +76,8 @@ func TestQuarantineListAndPurge(t *testing.T) {
 		out, _, err = run(ctx, env, "quarantine", "list")
 		is.NoErr(err)
 		is.True(strings.Contains(out, "empty"))
+		out, _, err = run(ctx, env, "quarantine", "list", "--json")
+		is.NoErr(err)
+		is.Equal(out, "[]\n")
 	})
 }

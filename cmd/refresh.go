@@ -6,14 +6,15 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/sungrow/sungrow/config"
-	"github.com/sungrow/sungrow/db"
 	"github.com/sungrow/sungrow/httpapi"
+	"github.com/sungrow/sungrow/metrics"
 	"github.com/sungrow/sungrow/series"
 )
 
@@ -73,15 +74,11 @@ func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.A
 		fmt.Fprintln(e.stdout, "no continuous aggregates in this database (plain PostgreSQL, or TimescaleDB without migration 2): series are computed from the raw samples, nothing to refresh")
 		return nil
 	}
-	loc, err := time.LoadLocation(info.AggregateZone)
-	if err != nil {
-		return fmt.Errorf("zone %q the aggregates were built in: %w", info.AggregateZone, err)
-	}
-	from, err := parseWindowTime("--from", fromArg, loc)
+	loc, err := aggregatesZone(info, cfg.TZ)
 	if err != nil {
 		return err
 	}
-	to, err := parseWindowTime("--to", toArg, loc)
+	from, to, err := parseWindow(fromArg, toArg, loc)
 	if err != nil {
 		return err
 	}
@@ -98,18 +95,11 @@ func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.A
 		return fmt.Errorf("refresh: %w", err)
 	}
 	defer conn.Release()
-	q := db.New(conn)
-	locked, err := q.TryRefreshLock(ctx, series.RefreshLockKey)
+	unlock, err := lockRefreshes(ctx, e, conn)
 	if err != nil {
-		return fmt.Errorf("refresh lock: %w", err)
+		return err
 	}
-	if !locked {
-		fmt.Fprintln(e.stdout, "waiting for a sungrow serve instance to finish its refresh")
-		if err := q.RefreshLock(ctx, series.RefreshLockKey); err != nil {
-			return fmt.Errorf("refresh lock: %w", err)
-		}
-	}
-	defer func() { _ = q.RefreshUnlock(context.WithoutCancel(ctx), series.RefreshLockKey) }()
+	defer unlock()
 
 	horizon, err := series.RawHorizon(ctx, conn)
 	if err != nil {
@@ -135,6 +125,30 @@ func refresh(ctx context.Context, e *env, fromArg, toArg string, aggs []series.A
 	return nil
 }
 
+// lockRefreshes takes the late-data refreshers' lock on conn, waiting (and saying so)
+// while a serve instance holds it, so a refresh never overlaps one of serve's
+// (TimescaleDB refuses overlapping ones).
+func lockRefreshes(ctx context.Context, e *env, conn *pgxpool.Conn) (unlock func(), err error) {
+	unlock, ok, err := series.LockSession(ctx, conn, series.RefreshLockKey, false)
+	if err == nil && !ok {
+		fmt.Fprintln(e.stdout, "waiting for a sungrow serve instance to finish its refresh")
+		unlock, _, err = series.LockSession(ctx, conn, series.RefreshLockKey, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refresh lock: %w", err)
+	}
+	return unlock, nil
+}
+
+// parseWindow reads the --from and --to of a window; either may be empty (zero).
+func parseWindow(fromArg, toArg string, loc *time.Location) (from, to time.Time, err error) {
+	if from, err = parseWindowTime("--from", fromArg, loc); err != nil {
+		return from, to, err
+	}
+	to, err = parseWindowTime("--to", toArg, loc)
+	return from, to, err
+}
+
 // parseWindowTime reads RFC 3339 or YYYY-MM-DD (midnight in loc); empty is zero.
 func parseWindowTime(flag, v string, loc *time.Location) (time.Time, error) {
 	if v == "" {
@@ -150,8 +164,10 @@ func parseWindowTime(flag, v string, loc *time.Location) (time.Time, error) {
 }
 
 // startSeries chooses where GET /v1/series reads from, says so once, and starts the
-// late-data refresher when there are aggregates; stop ends the refresher and waits.
-func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, interval series.IntervalFunc, logger *slog.Logger) (
+// late-data refresher and the aggregate audit (AGGREGATE_AUDIT_S) when there are
+// aggregates; stop ends them and waits.
+func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, interval series.IntervalFunc, logger *slog.Logger,
+	m *metrics.Metrics) (
 	httpapi.SeriesReader, httpapi.LateDataNotifier, func(), error) {
 	svc, info, err := series.Open(ctx, pool, cfg.TZ)
 	if err != nil {
@@ -170,19 +186,55 @@ func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, int
 			"them with `sungrow migrate down` and `sungrow migrate up` under the new SUNGROW_TZ, then `sungrow refresh`",
 			"aggregate_zone", info.AggregateZone, "zone", zone, "path", string(info.Path))
 	}
+	// The audit runs on plain PostgreSQL too, checking whatever stored levels
+	// series.Levels finds there (none until the plain rollup exists).
+	loc, err := aggregatesZone(info, cfg.TZ)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var late touchedAll
+	if info.AggregateZone != "" {
+		r := series.NewRefresher(pool, loc, cfg.LateRefreshDelay, logger, nil)
+		wg.Go(func() { r.Run(runCtx) })
+		late = append(late, r)
+	}
+	if cfg.AggregateAudit > 0 {
+		a := series.NewAuditor(pool, loc, cfg.AggregateAudit, logger, series.AuditOptions{
+			Repaired: func(agg string) { m.AggregateRepairs.WithLabelValues(agg).Inc() },
+			Took:     func(d time.Duration) { m.AggregateAuditSeconds.Set(d.Seconds()) },
+		})
+		wg.Go(func() { a.Run(runCtx) })
+		late = append(late, a)
+		logger.Info("series: auditing the stored buckets against the levels below", "every", cfg.AggregateAudit.String())
+	}
+	var notifier httpapi.LateDataNotifier
+	if len(late) > 0 {
+		notifier = late
+	}
+	return svc, notifier, func() { cancel(); wg.Wait() }, nil
+}
+
+// aggregatesZone is the zone the aggregates were built in, which their buckets must be
+// read in, or tz where there are none.
+func aggregatesZone(info series.Info, tz *time.Location) (*time.Location, error) {
 	if info.AggregateZone == "" {
-		return svc, nil, func() {}, nil
+		return tz, nil
 	}
 	loc, err := time.LoadLocation(info.AggregateZone)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("zone %q the aggregates were built in: %w", info.AggregateZone, err)
+		return nil, fmt.Errorf("zone %q the aggregates were built in: %w", info.AggregateZone, err)
 	}
-	r := series.NewRefresher(pool, loc, cfg.LateRefreshDelay, logger, nil)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.Run(runCtx)
-	}()
-	return svc, r, func() { cancel(); <-done }, nil
+	return loc, nil
+}
+
+// touchedAll tells each of its notifiers (the late-data refresher, the audit) of every
+// span ingest stored.
+type touchedAll []httpapi.LateDataNotifier
+
+func (t touchedAll) Touched(deviceID string, from, to time.Time) {
+	for _, n := range t {
+		n.Touched(deviceID, from, to)
+	}
 }

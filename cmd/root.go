@@ -14,7 +14,8 @@ import (
 	"github.com/sungrow/sungrow/config"
 )
 
-// Version and Commit are set at build time with -ldflags "-X ...".
+// Version and Commit are set at build time with -ldflags "-X ..."; without them the
+// commit is read from the binary's build information (see commitOf).
 var (
 	Version = "dev"
 	Commit  = "unknown"
@@ -59,14 +60,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	root := &cobra.Command{
 		Use:           "sungrow",
 		Short:         "Self-hosted backend for Sungrow hybrid inverter telemetry",
-		Version:       fmt.Sprintf("%s (commit %s)", Version, Commit),
+		Version:       versionText(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&e.databaseURL, "database-url", "", "PostgreSQL URL (default $DATABASE_URL)")
 	root.AddCommand(serveCommand(e), migrateCommand(e), simulateCommand(e),
 		versionCommand(e), healthcheckCommand(e), refreshCommand(e), loadtestCommand(e), quarantineCommand(e),
-		deviceCommand(e), tokenCommand(e), storageCommand(e), tariffCommand(e),
+		deviceCommand(e), tokenCommand(e), storageCommand(e), tariffCommand(e), verifyCommand(e),
 		collectCommand(e))
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -111,7 +111,7 @@ func serve(ctx context.Context, e *env, cfg config.Config) error {
 		}
 		return cfg.SampleInterval
 	}
-	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, interval, logger)
+	seriesReader, lateData, stopSeries, err := startSeries(ctx, pool, cfg, interval, logger, m)
 	if err != nil {
 		return err
 	}
@@ -214,6 +214,11 @@ func requireMigrated(ctx context.Context, pool *pgxpool.Pool) error {
 // within the shutdown timeout. onShutdown runs as shutdown begins: it ends the
 // responses that never finish by themselves (streams), which Shutdown would wait for.
 func listenAndServe(ctx context.Context, logger *slog.Logger, cfg config.Config, handler http.Handler, onShutdown ...func()) error {
+	tlsConfig, stopTLS, err := startTLS(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTLS()
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
@@ -225,13 +230,20 @@ func listenAndServe(ctx context.Context, logger *slog.Logger, cfg config.Config,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig,
 	}
 	for _, f := range onShutdown {
 		srv.RegisterOnShutdown(f)
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("serving", "addr", ln.Addr().String())
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }() // the certificate comes from TLSConfig
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "scheme", scheme)
 
 	select {
 	case err := <-serveErr:
@@ -296,7 +308,7 @@ func startHomeAssistant(ctx context.Context, cfg config.Config, logger *slog.Log
 		DiscoveryPrefix: cfg.MQTTDiscoveryPrefix,
 		TopicPrefix:     cfg.MQTTTopicPrefix,
 		MinInterval:     cfg.MQTTMinInterval,
-		Version:         Version,
+		Version:         versionText(),    // sw_version names the commit too
 		Devices:         registry.Devices, // a device whose tokens are all revoked leaves Home Assistant
 		Samples:         store,
 		Energy:          energy,

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +175,29 @@ func TestQuickstartWeekAtPinnedInstants(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVersionOfAPlainBuild: a `go build` without -ldflags names the commit it was
+// built from, read from the binary's build information.
+func TestVersionOfAPlainBuild(t *testing.T) {
+	is := is.New(t)
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("not a git checkout (%v): a plain build has no commit to name", err)
+	}
+	if st, err := os.Stat("../.git"); err != nil || !st.IsDir() {
+		t.Skip("a git worktree (.git is a file): the go command stamps no commit there")
+	}
+	bin := filepath.Join(t.TempDir(), "sungrow")
+	// -buildvcs=true: a GOFLAGS=-buildvcs=false in the environment (as on some CI
+	// machines) would otherwise turn the stamping off.
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".")
+	build.Dir = ".." // the module root
+	out, err := build.CombinedOutput()
+	is.NoErr(err) // go build
+	t.Log(string(out))
+	out, err = exec.Command(bin, "version").Output()
+	is.NoErr(err)
+	t.Log(string(out))
+	is.True(strings.HasPrefix(string(out), "sungrow dev (commit "+string(head[:12]))) // names HEAD
 }

@@ -14,14 +14,16 @@ import (
 )
 
 func storageCommand(e *env) *cobra.Command {
+	var asJSON bool
 	c := &cobra.Command{
 		Use:   "storage",
-		Short: "Show the disk used by the samples and the aggregates, compression and the TimescaleDB jobs",
+		Short: "Show the disk used by the samples and the aggregates, compression, raw retention and the TimescaleDB jobs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return storageStatus(cmd.Context(), e)
+			return storageStatus(cmd.Context(), e, asJSON)
 		},
 	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	c.AddCommand(storagePolicyCommand(e))
 	return c
 }
@@ -75,7 +77,7 @@ func storagePolicy(ctx context.Context, e *env, p storage.Policy) error {
 	return err
 }
 
-func storageStatus(ctx context.Context, e *env) error {
+func storageStatus(ctx context.Context, e *env, asJSON bool) error {
 	cfg, err := e.config()
 	if err != nil {
 		return err
@@ -88,6 +90,9 @@ func storageStatus(ctx context.Context, e *env) error {
 	st, err := storage.Read(ctx, pool)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(e.stdout, st)
 	}
 	printStorage(e.stdout, st)
 	return nil
@@ -123,11 +128,7 @@ func printStorage(out io.Writer, st storage.Status) {
 		return
 	}
 	fmt.Fprintf(out, "\nchunk interval: %s\n", st.ChunkInterval)
-	if st.RawHorizon.IsZero() {
-		fmt.Fprintln(out, "raw samples: all kept")
-	} else {
-		fmt.Fprintf(out, "raw samples: dropped before %s (the aggregates keep them)\n", st.RawHorizon.UTC().Format(time.RFC3339))
-	}
+	fmt.Fprintln(out, retentionText(st))
 	fmt.Fprintln(out, "\njobs:")
 	w = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "id\tjob\tevery\tlast run\tresult\tnext start\truns\tfailures\tconfig")
@@ -136,6 +137,21 @@ func printStorage(out io.Writer, st storage.Status) {
 			orDash(j.LastStatus), timeText(j.NextStart), j.Runs, j.Failures, j.Config)
 	}
 	_ = w.Flush()
+}
+
+// retentionText is the raw retention in force and what it has dropped.
+func retentionText(st storage.Status) string {
+	dropped := "nothing dropped yet"
+	if !st.RawHorizon.IsZero() {
+		dropped = "samples before " + st.RawHorizon.UTC().Format(time.RFC3339) + " dropped (the aggregates keep them)"
+	}
+	if st.RawRetention == "" {
+		if st.RawHorizon.IsZero() {
+			return "raw retention: off, all samples kept"
+		}
+		return "raw retention: off; " + dropped
+	}
+	return "raw retention: " + st.RawRetention + ", " + dropped
 }
 
 func bytesText(n int64) string {

@@ -2,6 +2,7 @@ package cmd_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,27 @@ func TestStorage(t *testing.T) {
 		out, _, err := run(ctx, env, "storage")
 		is.NoErr(err)
 		is.True(strings.Contains(out, "sungrow_samples"))
+		var st struct {
+			TimescaleDB bool `json:"timescaledb"`
+			Relations   []struct {
+				Name string `json:"name"`
+				Rows int64  `json:"rows_estimate"`
+			} `json:"relations"`
+			Jobs []struct {
+				Name string `json:"name"`
+			} `json:"jobs"`
+			RawRetention string `json:"raw_retention"`
+		}
+		storageJSON := func() {
+			t.Helper()
+			js, _, err := run(ctx, env, "storage", "--json")
+			is.NoErr(err)
+			is.NoErr(json.Unmarshal([]byte(js), &st))
+		}
+		storageJSON()
+		is.Equal(st.TimescaleDB, d.Timescale)
+		is.Equal(st.Relations[0].Name, "sungrow_samples")
+		is.True(st.Jobs != nil) // [], not null, on plain PostgreSQL
 		_, _, err = run(ctx, env, "storage", "policy")
 		is.True(err != nil) // nothing asked
 		if !d.Timescale {
@@ -37,7 +59,7 @@ func TestStorage(t *testing.T) {
 			return
 		}
 		for _, want := range []string{"sungrow_hourly", "sungrow_daily", "sungrow_monthly", "never refreshed",
-			"chunk interval: 7 days", "raw samples: all kept", "Columnstore Policy", "compress_after"} {
+			"chunk interval: 7 days", "raw retention: off, all samples kept", "Columnstore Policy", "compress_after"} {
 			is.True(strings.Contains(out, want)) // status shows it
 		}
 		out, _, err = run(ctx, env, "storage", "policy", "--compress-after", "7d", "--chunk-interval", "7d", "--raw-retention", "off")
@@ -57,6 +79,15 @@ func TestStorage(t *testing.T) {
 		is.True(strings.Contains(out, "raw retention: raw chunks older than 365 days"))
 		out, _, err = run(ctx, env, "storage")
 		is.NoErr(err)
-		is.True(strings.Contains(out, "sungrow_raw_retention") || strings.Contains(out, "User-Defined Action"))
+		is.True(strings.Contains(out, "raw retention: 365 days, nothing dropped yet")) // the retention in force
+		is.True(strings.Contains(out, "Raw Retention ["))                              // the job named as such
+		is.True(!strings.Contains(out, "User-Defined Action"))
+		storageJSON()
+		is.Equal(st.RawRetention, "365 days")
+		named := false
+		for _, j := range st.Jobs {
+			named = named || strings.HasPrefix(j.Name, "Raw Retention [")
+		}
+		is.True(named)
 	})
 }

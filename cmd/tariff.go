@@ -156,8 +156,49 @@ is refused naming its line and field, and then nothing is imported.`,
 	return c
 }
 
+// listedTariff is one price of `tariff list --json`: what applies where and when, the
+// prices as the database keeps them (decimal text, never rounded through a float).
+type listedTariff struct {
+	ID int64 `json:"id"`
+	// DeviceID is null for the prices of every device without prices of its own.
+	DeviceID *string     `json:"device_id"`
+	Kind     tariff.Kind `json:"kind"`
+	// ValidFrom is the local date a fixed price or window applies from (null: hourly).
+	ValidFrom *string `json:"valid_from"`
+	// Window: "22:00-06:00", Days: "mon-fri" (window prices only).
+	Window string `json:"window,omitempty"`
+	Days   string `json:"days,omitempty"`
+	// Import and Export per kWh (null: hourly, each hour its own).
+	Import   *string `json:"import"`
+	Export   *string `json:"export"`
+	Currency string  `json:"currency"`
+	// Hours, First and Last (the end of the last hour) describe an hourly import.
+	Hours int64      `json:"hours,omitempty"`
+	First *time.Time `json:"first,omitempty"`
+	Until *time.Time `json:"until,omitempty"`
+}
+
+func listedTariffOf(t tariff.Tariff) listedTariff {
+	l := listedTariff{ID: t.ID, Kind: t.Kind, Currency: t.Currency}
+	if t.DeviceID != tariff.AllDevices {
+		l.DeviceID = &t.DeviceID
+	}
+	if t.Kind == tariff.Hourly {
+		until := t.Last.Add(time.Hour)
+		l.Hours, l.First, l.Until = t.Hours, &t.First, &until
+		return l
+	}
+	from := t.ValidFrom.Format(time.DateOnly)
+	l.ValidFrom, l.Import, l.Export = &from, &t.Import, &t.Export
+	if t.Kind == tariff.Window {
+		l.Window, l.Days = t.Window.String(), t.Window.Days.String()
+	}
+	return l
+}
+
 func tariffListCommand(e *env) *cobra.Command {
 	var device string
+	var asJSON bool
 	c := &cobra.Command{
 		Use:   "list [--device D]",
 		Short: "List the prices (of one device and of all devices, with --device)",
@@ -167,6 +208,13 @@ func tariffListCommand(e *env) *cobra.Command {
 				list, err := s.List(cmd.Context(), device)
 				if err != nil {
 					return err
+				}
+				if asJSON {
+					out := make([]listedTariff, 0, len(list))
+					for _, t := range list {
+						out = append(out, listedTariffOf(t))
+					}
+					return printJSON(e.stdout, out)
 				}
 				if len(list) == 0 {
 					fmt.Fprintln(e.stdout, "no prices")
@@ -191,6 +239,7 @@ func tariffListCommand(e *env) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&device, "device", tariff.AllDevices, "only the prices that apply to this device")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
 

@@ -2,6 +2,7 @@ package cmd_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,5 +97,20 @@ func TestTariffCommands(t *testing.T) {
 		out, err = tariff("list", "--device", "inv-2")
 		is.NoErr(err)
 		is.True(strings.Contains(out, "(all devices)") && !strings.Contains(out, "inv-1")) // what applies to inv-2
+
+		out, err = tariff("list", "--json")
+		is.NoErr(err)
+		var prices []map[string]any
+		is.NoErr(json.Unmarshal([]byte(out), &prices))
+		is.Equal(len(prices), 2) // the fixed price of all devices and inv-1's import
+		is.Equal(prices[0]["device_id"], nil)
+		is.Equal(prices[0]["kind"], "fixed")
+		is.Equal(prices[0]["valid_from"], "2026-01-01")
+		is.Equal(prices[0]["import"], "0.3") // decimal text, not through a float
+		is.Equal(prices[1]["device_id"], "inv-1")
+		is.Equal(prices[1]["kind"], "hourly")
+		is.Equal(prices[1]["hours"], 3.0)
+		is.Equal(prices[1]["import"], nil)
+		is.Equal(prices[1]["until"], "2026-06-01T01:00:00Z")
 	})
 }

@@ -25,15 +25,19 @@ func tokenCommand(e *env) *cobra.Command {
 
 func tokenAddCommand(e *env) *cobra.Command {
 	var label string
-	var asJSON bool
+	var asJSON, readOnly bool
 	c := &cobra.Command{
 		Use:   "add DEVICE",
-		Short: "Issue another token for a device (printed once, never stored), e.g. to rotate one",
+		Short: "Issue another token for a device (printed once, never stored), e.g. to rotate one or for a dashboard (--read-only)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			scope := devices.ReadWrite
+			if readOnly {
+				scope = devices.ReadOnly
+			}
 			var tok devices.IssuedToken
 			err := withAdmin(cmd.Context(), e, func(a *devices.Admin) (err error) {
-				tok, err = a.AddToken(cmd.Context(), args[0], label)
+				tok, err = a.AddToken(cmd.Context(), args[0], label, scope)
 				return err
 			})
 			if err != nil {
@@ -48,6 +52,7 @@ func tokenAddCommand(e *env) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&label, "label", "", "label, e.g. where the token is installed")
+	c.Flags().BoolVar(&readOnly, "read-only", false, "a token that may read the device's data but not post samples (for a dashboard)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
@@ -62,6 +67,8 @@ type listedToken struct {
 	CreatedAt  *time.Time `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
+	// Scope: read-write or read-only; DEVICE_TOKENS entries are always read-write.
+	Scope devices.Scope `json:"scope"`
 	// State: active, revoked, or for DEVICE_TOKENS entries "ignored" when the table
 	// defines their device (the table wins).
 	State string `json:"state"`
@@ -71,7 +78,7 @@ func tokenListCommand(e *env) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "list [DEVICE]",
-		Short: "List tokens (id, label, created, last used, revoked), DEVICE_TOKENS entries as such; never a token",
+		Short: "List tokens (id, scope, label, created, last used, revoked), DEVICE_TOKENS entries as such; never a token",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			device := ""
@@ -94,7 +101,7 @@ func tokenListCommand(e *env) *cobra.Command {
 						state = "revoked"
 					}
 					list = append(list, listedToken{ID: &t.ID, Source: "table", DeviceID: t.DeviceID, Label: t.Label,
-						CreatedAt: &t.CreatedAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt, State: state})
+						CreatedAt: &t.CreatedAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt, Scope: t.Scope, State: state})
 				}
 				envDevices := slices.Sorted(maps.Values(env))
 				for _, d := range envDevices {
@@ -109,7 +116,7 @@ func tokenListCommand(e *env) *cobra.Command {
 					if defined {
 						state = "ignored"
 					}
-					list = append(list, listedToken{Source: "DEVICE_TOKENS", DeviceID: d, State: state})
+					list = append(list, listedToken{Source: "DEVICE_TOKENS", DeviceID: d, Scope: devices.ReadWrite, State: state})
 				}
 				if device != "" && len(list) == 0 {
 					defined, err := a.DeviceDefined(cmd.Context(), device)
@@ -132,7 +139,7 @@ func tokenListCommand(e *env) *cobra.Command {
 				return printJSON(e.stdout, list)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tDEVICE\tLABEL\tCREATED\tLAST USED\tREVOKED\tSTATE")
+			fmt.Fprintln(tw, "ID\tDEVICE\tSCOPE\tLABEL\tCREATED\tLAST USED\tREVOKED\tSTATE")
 			for _, t := range list {
 				id := "env"
 				if t.ID != nil {
@@ -146,7 +153,7 @@ func tokenListCommand(e *env) *cobra.Command {
 					}
 					state += ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, t.DeviceID, t.Label, timeOrDash(t.CreatedAt),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, t.DeviceID, t.Scope, t.Label, timeOrDash(t.CreatedAt),
 					timeOrDash(t.LastUsedAt), timeOrDash(t.RevokedAt), state)
 			}
 			return tw.Flush()

@@ -31,6 +31,9 @@ type Config struct {
 	// LateRefreshDelay (LATE_REFRESH_DELAY_S) is how long serve gathers late samples
 	// before it refreshes the aggregates they fall in, so a burst costs one refresh.
 	LateRefreshDelay time.Duration
+	// AggregateAudit (AGGREGATE_AUDIT_S, default 3600; 0 turns it off) is how often
+	// serve checks the recent series buckets against the levels below and mends them.
+	AggregateAudit time.Duration
 	// SampleInterval (SAMPLE_INTERVAL_S, 1–3600 s, default 5) is how long one reading
 	// stands for: the edge daemons' polling period, which turns powers into energy.
 	SampleInterval time.Duration
@@ -55,6 +58,11 @@ type Config struct {
 	// MQTTMinInterval (MQTT_MIN_INTERVAL_S) is the least time between two state
 	// messages of one device.
 	MQTTMinInterval time.Duration
+	// TLSCertFile (TLS_CERT_FILE) and TLSKeyFile (TLS_KEY_FILE), both or neither, make
+	// serve answer HTTPS on LISTEN_ADDR with that certificate (PEM, the chain after the
+	// leaf, as certbot's fullchain.pem) and key.
+	TLSCertFile string
+	TLSKeyFile  string
 }
 
 // Load reads the configuration, applying defaults for unset variables. All problems are
@@ -74,6 +82,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.ReadTimeout = seconds(getenv, "READ_TIMEOUT_S", 30, &errs)
 	cfg.TZ = timeZone(getenv, "SUNGROW_TZ", &errs)
 	cfg.LateRefreshDelay = seconds(getenv, "LATE_REFRESH_DELAY_S", 10, &errs)
+	cfg.AggregateAudit = seconds(getenv, "AGGREGATE_AUDIT_S", 3600, &errs)
 	cfg.SampleInterval = time.Duration(intIn(getenv, "SAMPLE_INTERVAL_S", 5, 1, 3600, &errs)) * time.Second
 	cfg.CORSOrigins = origins(getenv, "CORS_ORIGINS", &errs)
 	cfg.StreamKeepalive = seconds(getenv, "STREAM_KEEPALIVE_S", 15, &errs)
@@ -87,12 +96,22 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.MQTTDiscoveryPrefix = topicPrefix(getenv, "MQTT_DISCOVERY_PREFIX", "homeassistant", &errs)
 	cfg.MQTTTopicPrefix = topicPrefix(getenv, "MQTT_TOPIC_PREFIX", "sungrow", &errs)
 	cfg.MQTTMinInterval = seconds(getenv, "MQTT_MIN_INTERVAL_S", 5, &errs)
+	cfg.TLSCertFile, cfg.TLSKeyFile = strings.TrimSpace(getenv("TLS_CERT_FILE")), strings.TrimSpace(getenv("TLS_KEY_FILE"))
+	switch {
+	case cfg.TLSCertFile != "" && cfg.TLSKeyFile == "":
+		errs = append(errs, errors.New("TLS_CERT_FILE is set but TLS_KEY_FILE is not: set both for HTTPS, or neither"))
+	case cfg.TLSCertFile == "" && cfg.TLSKeyFile != "":
+		errs = append(errs, errors.New("TLS_KEY_FILE is set but TLS_CERT_FILE is not: set both for HTTPS, or neither"))
+	}
 	if cfg.MQTTTopicPrefix == cfg.MQTTDiscoveryPrefix {
 		// <prefix>/status would be Home Assistant's own status topic.
 		errs = append(errs, fmt.Errorf("MQTT_TOPIC_PREFIX and MQTT_DISCOVERY_PREFIX are both %q: they must differ", cfg.MQTTTopicPrefix))
 	}
 	return cfg, errors.Join(errs...)
 }
+
+// TLS says whether serve answers HTTPS.
+func (c Config) TLS() bool { return c.TLSCertFile != "" }
 
 // RequireDatabase reports a missing DATABASE_URL in the words an operator needs.
 func (c Config) RequireDatabase() error {

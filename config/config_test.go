@@ -33,6 +33,7 @@ func TestLoadDefaults(t *testing.T) {
 	is.Equal(cfg.MQTTDiscoveryPrefix, "homeassistant")
 	is.Equal(cfg.MQTTTopicPrefix, "sungrow")
 	is.Equal(cfg.MQTTMinInterval, 5*time.Second)
+	is.Equal(cfg.AggregateAudit, time.Hour)
 }
 
 func TestLoadReportsEveryBadVariableByName(t *testing.T) {
@@ -51,11 +52,12 @@ func TestLoadReportsEveryBadVariableByName(t *testing.T) {
 		"MQTT_TOPIC_PREFIX":         "sungrow//x",
 		"MQTT_MIN_INTERVAL_S":       "-1",
 		"SAMPLE_INTERVAL_S":         "3601",
+		"AGGREGATE_AUDIT_S":         "-1",
 	}))
 	is.True(err != nil)
 	for _, name := range []string{"MAX_REQUEST_BYTES", "MAX_SAMPLES_PER_REQUEST", "CACHE_TTL_S", "SUNGROW_TZ", "CORS_ORIGINS",
 		"QUARANTINE_MAX_PER_DEVICE", "SAMPLE_INTERVAL_S", "STREAM_KEEPALIVE_S", "STREAM_MAX_CLIENTS",
-		"MQTT_URL", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX", "MQTT_MIN_INTERVAL_S"} {
+		"MQTT_URL", "MQTT_DISCOVERY_PREFIX", "MQTT_TOPIC_PREFIX", "MQTT_MIN_INTERVAL_S", "AGGREGATE_AUDIT_S"} {
 		is.True(strings.Contains(err.Error(), name)) // each problem names its variable
 	}
 	is.True(!strings.Contains(err.Error(), "hunter2")) // never the broker's password
@@ -73,6 +75,7 @@ func TestLoadReadsValues(t *testing.T) {
 		"MQTT_URL":                  "mqtts://ha:s3cret@broker.example.com:8883",
 		"MQTT_MIN_INTERVAL_S":       "0.5",
 		"SAMPLE_INTERVAL_S":         "60",
+		"AGGREGATE_AUDIT_S":         "0",
 	}))
 	is.NoErr(err)
 	is.Equal(cfg.QuarantineMaxPerDevice, 50)
@@ -81,7 +84,8 @@ func TestLoadReadsValues(t *testing.T) {
 	is.Equal(cfg.SampleInterval, time.Minute)
 	is.Equal(cfg.StreamKeepalive, 500*time.Millisecond)
 	is.Equal(cfg.StreamMaxClients, 3)
-	is.Equal(cfg.CacheTTL, time.Duration(0)) // 0 turns caching off
+	is.Equal(cfg.CacheTTL, time.Duration(0))       // 0 turns caching off
+	is.Equal(cfg.AggregateAudit, time.Duration(0)) // 0 turns the audit off
 	is.Equal(cfg.TZ.String(), "Europe/Brussels")
 	is.Equal(cfg.CORSOrigins, []string{"https://a.example.com", "http://localhost:3000"})
 }
@@ -122,4 +126,27 @@ func TestParseDeviceTokens(t *testing.T) {
 			is.Equal(got, tt.want)
 		})
 	}
+}
+
+func TestTLSFilesComeInPairs(t *testing.T) {
+	for _, tc := range []struct {
+		cert, key, missing string
+	}{
+		{"/etc/ssl/cert.pem", "", "TLS_KEY_FILE"},
+		{"", "/etc/ssl/key.pem", "TLS_CERT_FILE"},
+	} {
+		is := is.New(t)
+		_, err := config.Load(env(map[string]string{"TLS_CERT_FILE": tc.cert, "TLS_KEY_FILE": tc.key}))
+		is.True(err != nil)
+		is.True(strings.Contains(err.Error(), tc.missing+" is not")) // names the one missing
+	}
+	is := is.New(t)
+	cfg, err := config.Load(env(nil))
+	is.NoErr(err)
+	is.True(!cfg.TLS())
+	cfg, err = config.Load(env(map[string]string{"TLS_CERT_FILE": "/c.pem", "TLS_KEY_FILE": "/k.pem"}))
+	is.NoErr(err)
+	is.True(cfg.TLS())
+	is.Equal(cfg.TLSCertFile, "/c.pem")
+	is.Equal(cfg.TLSKeyFile, "/k.pem")
 }

@@ -11,7 +11,7 @@ import (
 )
 
 const activeTokens = `-- name: ActiveTokens :many
-SELECT t.id, t.sha256, t.device_id, t.last_used_at
+SELECT t.id, t.sha256, t.device_id, t.last_used_at, t.read_only
 FROM sungrow_tokens t
 JOIN sungrow_devices d ON d.id = t.device_id
 WHERE t.revoked_at IS NULL AND d.removed_at IS NULL
@@ -22,6 +22,7 @@ type ActiveTokensRow struct {
 	Sha256     []byte
 	DeviceID   string
 	LastUsedAt *time.Time
+	ReadOnly   bool
 }
 
 // What serve keeps in memory: every usable token's hash and device.
@@ -39,6 +40,7 @@ func (q *Queries) ActiveTokens(ctx context.Context) ([]ActiveTokensRow, error) {
 			&i.Sha256,
 			&i.DeviceID,
 			&i.LastUsedAt,
+			&i.ReadOnly,
 		); err != nil {
 			return nil, err
 		}
@@ -82,16 +84,17 @@ func (q *Queries) AddDevice(ctx context.Context, arg AddDeviceParams) (SungrowDe
 }
 
 const addToken = `-- name: AddToken :one
-INSERT INTO sungrow_tokens (device_id, sha256, label)
-SELECT d.id, $1, $2
+INSERT INTO sungrow_tokens (device_id, sha256, label, read_only)
+SELECT d.id, $1, $2, $3
 FROM sungrow_devices d
-WHERE d.id = $3 AND d.removed_at IS NULL
-RETURNING id, device_id, label, created_at
+WHERE d.id = $4 AND d.removed_at IS NULL
+RETURNING id, device_id, label, created_at, read_only
 `
 
 type AddTokenParams struct {
 	Sha256   []byte
 	Label    string
+	ReadOnly bool
 	DeviceID string
 }
 
@@ -100,17 +103,24 @@ type AddTokenRow struct {
 	DeviceID  string
 	Label     string
 	CreatedAt time.Time
+	ReadOnly  bool
 }
 
 // Only an active device gets a token: for any other no row comes back.
 func (q *Queries) AddToken(ctx context.Context, arg AddTokenParams) (AddTokenRow, error) {
-	row := q.db.QueryRow(ctx, addToken, arg.Sha256, arg.Label, arg.DeviceID)
+	row := q.db.QueryRow(ctx, addToken,
+		arg.Sha256,
+		arg.Label,
+		arg.ReadOnly,
+		arg.DeviceID,
+	)
 	var i AddTokenRow
 	err := row.Scan(
 		&i.ID,
 		&i.DeviceID,
 		&i.Label,
 		&i.CreatedAt,
+		&i.ReadOnly,
 	)
 	return i, err
 }
@@ -224,7 +234,7 @@ func (q *Queries) ListDevices(ctx context.Context) ([]ListDevicesRow, error) {
 }
 
 const listTokens = `-- name: ListTokens :many
-SELECT id, device_id, label, created_at, last_used_at, revoked_at
+SELECT id, device_id, label, created_at, last_used_at, revoked_at, read_only
 FROM sungrow_tokens
 WHERE $1::text IS NULL OR device_id = $1::text
 ORDER BY device_id, id
@@ -237,6 +247,7 @@ type ListTokensRow struct {
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
+	ReadOnly   bool
 }
 
 // Every token (revoked ones too) of one device, or of all when device_id is NULL.
@@ -257,6 +268,7 @@ func (q *Queries) ListTokens(ctx context.Context, deviceID *string) ([]ListToken
 			&i.CreatedAt,
 			&i.LastUsedAt,
 			&i.RevokedAt,
+			&i.ReadOnly,
 		); err != nil {
 			return nil, err
 		}
@@ -297,7 +309,7 @@ func (q *Queries) RevokeDeviceTokens(ctx context.Context, deviceID string) (int6
 const revokeToken = `-- name: RevokeToken :one
 UPDATE sungrow_tokens SET revoked_at = coalesce(revoked_at, now())
 WHERE id = $1
-RETURNING id, device_id, label, created_at, last_used_at, revoked_at,
+RETURNING id, device_id, label, created_at, last_used_at, revoked_at, read_only,
           (revoked_at < now())::boolean AS was_revoked
 `
 
@@ -308,6 +320,7 @@ type RevokeTokenRow struct {
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
+	ReadOnly   bool
 	WasRevoked bool
 }
 
@@ -322,6 +335,7 @@ func (q *Queries) RevokeToken(ctx context.Context, id int64) (RevokeTokenRow, er
 		&i.CreatedAt,
 		&i.LastUsedAt,
 		&i.RevokedAt,
+		&i.ReadOnly,
 		&i.WasRevoked,
 	)
 	return i, err

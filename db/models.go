@@ -170,6 +170,7 @@ type SungrowToken struct {
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
+	ReadOnly   bool
 }
 
 type TimescaledbCatalogHypertable struct {

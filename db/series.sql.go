@@ -36,21 +36,29 @@ func (q *Queries) AggregatesPresent(ctx context.Context) (bool, error) {
 }
 
 const refreshAggregate = `-- name: RefreshAggregate :exec
-CALL refresh_continuous_aggregate($1, $2::timestamptz, $3::timestamptz)
+CALL refresh_continuous_aggregate($1, $2::timestamptz, $3::timestamptz, force => $4::boolean)
 `
 
 type RefreshAggregateParams struct {
 	ContinuousAggregate string
 	Column2             time.Time
 	Column3             time.Time
+	Column4             bool
 }
 
 // Must run outside a transaction block (TimescaleDB commits inside it). NULL window
 // bounds mean "from the beginning" / "to the end".
+// force recomputes every bucket of the window, not only those the invalidation log
+// names: what keeps timescale/timescaledb#10296 from dropping zone buckets.
 // (sqlc mis-rewrites named parameters in CALL, hence $n; the window bounds are typed
 // "any" by TimescaleDB, so they need their casts, which leaves them unnamed.)
 func (q *Queries) RefreshAggregate(ctx context.Context, arg RefreshAggregateParams) error {
-	_, err := q.db.Exec(ctx, refreshAggregate, arg.ContinuousAggregate, arg.Column2, arg.Column3)
+	_, err := q.db.Exec(ctx, refreshAggregate,
+		arg.ContinuousAggregate,
+		arg.Column2,
+		arg.Column3,
+		arg.Column4,
+	)
 	return err
 }
 

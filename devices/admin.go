@@ -20,6 +20,7 @@ var (
 	ErrUnknownDevice = errors.New("no such device")
 	ErrUnknownToken  = errors.New("no such token")
 	ErrBadInterval   = errors.New("invalid sample interval")
+	ErrBadScope      = errors.New("invalid token scope")
 )
 
 // Device is one row of the devices table as the commands show it.
@@ -41,6 +42,7 @@ type Token struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
+	Scope      Scope      `json:"scope"`
 }
 
 // IssuedToken is a token just issued: Secret is shown once and never stored.
@@ -91,7 +93,8 @@ func (a *Admin) AddDevice(ctx context.Context, id, name string, interval time.Du
 			return fmt.Errorf("add device %s: %w", id, err)
 		}
 		dev = Device{ID: row.ID, Name: row.Name, CreatedAt: row.CreatedAt, IntervalS: row.IntervalS, ActiveTokens: 1}
-		tok, err = addToken(ctx, q, id, label)
+		// The device's first token is the edge's: it must be able to post samples.
+		tok, err = addToken(ctx, q, id, label, ReadWrite)
 		return err
 	})
 	if err != nil {
@@ -161,11 +164,14 @@ func (a *Admin) RemoveDevice(ctx context.Context, id string, deleteData bool) (R
 	return res, nil
 }
 
-// AddToken issues another token for an active device.
-func (a *Admin) AddToken(ctx context.Context, deviceID, label string) (IssuedToken, error) {
+// AddToken issues another token of the given scope for an active device.
+func (a *Admin) AddToken(ctx context.Context, deviceID, label string, scope Scope) (IssuedToken, error) {
+	if scope != ReadWrite && scope != ReadOnly {
+		return IssuedToken{}, fmt.Errorf("%w %q: want %s or %s", ErrBadScope, scope, ReadWrite, ReadOnly)
+	}
 	var tok IssuedToken
 	err := inTx(ctx, a.pool, func(q *db.Queries) (err error) {
-		tok, err = addToken(ctx, q, deviceID, label)
+		tok, err = addToken(ctx, q, deviceID, label, scope)
 		return err
 	})
 	return tok, err
@@ -177,20 +183,21 @@ func inTx(ctx context.Context, pool *pgxpool.Pool, fn func(*db.Queries) error) e
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(db.New(tx)) })
 }
 
-func addToken(ctx context.Context, q *db.Queries, deviceID, label string) (IssuedToken, error) {
+func addToken(ctx context.Context, q *db.Queries, deviceID, label string, scope Scope) (IssuedToken, error) {
 	secret, hash, err := NewToken()
 	if err != nil {
 		return IssuedToken{}, err
 	}
-	row, err := q.AddToken(ctx, db.AddTokenParams{DeviceID: deviceID, Sha256: hash[:], Label: label})
+	row, err := q.AddToken(ctx, db.AddTokenParams{DeviceID: deviceID, Sha256: hash[:], Label: label,
+		ReadOnly: scope == ReadOnly})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return IssuedToken{}, fmt.Errorf("%w: %q (see `sungrow device list`)", ErrUnknownDevice, deviceID)
 	}
 	if err != nil {
 		return IssuedToken{}, fmt.Errorf("add a token to %s: %w", deviceID, err)
 	}
-	return IssuedToken{Token: Token{ID: row.ID, DeviceID: row.DeviceID, Label: row.Label, CreatedAt: row.CreatedAt},
-		Secret: secret}, nil
+	return IssuedToken{Token: Token{ID: row.ID, DeviceID: row.DeviceID, Label: row.Label, CreatedAt: row.CreatedAt,
+		Scope: scopeOf(row.ReadOnly)}, Secret: secret}, nil
 }
 
 // ListTokens returns the table's tokens (revoked ones too) of one device, or of every
@@ -207,7 +214,8 @@ func (a *Admin) ListTokens(ctx context.Context, deviceID string) ([]Token, error
 	}
 	list := make([]Token, 0, len(rows))
 	for _, r := range rows {
-		list = append(list, Token(r))
+		list = append(list, Token{ID: r.ID, DeviceID: r.DeviceID, Label: r.Label, CreatedAt: r.CreatedAt,
+			LastUsedAt: r.LastUsedAt, RevokedAt: r.RevokedAt, Scope: scopeOf(r.ReadOnly)})
 	}
 	return list, nil
 }
@@ -240,5 +248,5 @@ func (a *Admin) RevokeToken(ctx context.Context, id int64) (tok Token, wasRevoke
 		return Token{}, false, err
 	}
 	return Token{ID: row.ID, DeviceID: row.DeviceID, Label: row.Label, CreatedAt: row.CreatedAt,
-		LastUsedAt: row.LastUsedAt, RevokedAt: row.RevokedAt}, row.WasRevoked, nil
+		LastUsedAt: row.LastUsedAt, RevokedAt: row.RevokedAt, Scope: scopeOf(row.ReadOnly)}, row.WasRevoked, nil
 }

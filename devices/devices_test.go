@@ -37,9 +37,9 @@ func TestNewToken(t *testing.T) {
 func TestStatic(t *testing.T) {
 	is := is.New(t)
 	r := Static(map[string]string{"tok-a": "a", "tok-b": "b"})
-	dev, ok := r.Authenticate("tok-a")
+	g, ok := r.Authenticate("tok-a")
 	is.True(ok)
-	is.Equal(dev, "a")
+	is.Equal(g, Grant{Device: "a", Scope: ReadWrite}) // DEVICE_TOKENS entries may write
 	_, ok = r.Authenticate("tok-c")
 	is.True(!ok)
 	is.Equal(r.Tokens(), 2)
@@ -75,11 +75,14 @@ func TestRegistryFollowsTheTable(t *testing.T) {
 		}, Options{})
 		is.NoErr(err)
 		auth := func(tok string) string {
-			dev, ok := r.Authenticate(tok)
+			g, ok := r.Authenticate(tok)
 			if !ok {
 				return "401"
 			}
-			return dev
+			if g.Scope == ReadOnly {
+				return g.Device + " (read-only)"
+			}
+			return g.Device
 		}
 		is.Equal(auth(first.Secret), "inverter-a")
 		is.Equal(auth("env-a"), "401")
@@ -98,11 +101,25 @@ func TestRegistryFollowsTheTable(t *testing.T) {
 		is.NoErr(r.Refresh(ctx))
 		is.True(r.state.Load() == before)
 
-		second, err := admin.AddToken(ctx, "inverter-a", "spare")
+		second, err := admin.AddToken(ctx, "inverter-a", "spare", ReadWrite)
 		is.NoErr(err)
 		is.Equal(auth(second.Secret), "401") // not before a refresh...
 		is.NoErr(r.Refresh(ctx))
 		is.Equal(auth(second.Secret), "inverter-a") // ...and at once after
+
+		screen, err := admin.AddToken(ctx, "inverter-a", "kitchen", ReadOnly)
+		is.NoErr(err)
+		is.Equal(screen.Scope, ReadOnly)
+		is.NoErr(r.Refresh(ctx))
+		is.Equal(auth(screen.Secret), "inverter-a (read-only)")
+		// The scope is a change of authentication: a hand-written UPDATE of it reaches
+		// serve, as a revocation does.
+		_, err = d.Pool.Exec(ctx, "UPDATE sungrow_tokens SET read_only = false WHERE id = $1", screen.ID)
+		is.NoErr(err)
+		is.NoErr(r.Refresh(ctx))
+		is.Equal(auth(screen.Secret), "inverter-a")
+		_, _, err = admin.RevokeToken(ctx, screen.ID)
+		is.NoErr(err)
 
 		_, was, err := admin.RevokeToken(ctx, first.ID)
 		is.NoErr(err)
@@ -209,7 +226,8 @@ func TestAdminRefusesBadInputAndChangesNothing(t *testing.T) {
 			{"id with braces", func() error { _, _, err := admin.AddDevice(ctx, "a{1}", "", 0, ""); return err }, ErrInvalidID},
 			{"id with spaces around", func() error { _, _, err := admin.AddDevice(ctx, " a", "", 0, ""); return err }, ErrInvalidID},
 			{"interval too long", func() error { _, _, err := admin.AddDevice(ctx, "b", "", 2*time.Hour, ""); return err }, ErrBadInterval},
-			{"token for unknown device", func() error { _, err := admin.AddToken(ctx, "nope", ""); return err }, ErrUnknownDevice},
+			{"token for unknown device", func() error { _, err := admin.AddToken(ctx, "nope", "", ReadOnly); return err }, ErrUnknownDevice},
+			{"unknown scope", func() error { _, err := admin.AddToken(ctx, "inverter-a", "", "admin"); return err }, ErrBadScope},
 			{"remove unknown device", func() error { _, err := admin.RemoveDevice(ctx, "nope", true); return err }, ErrUnknownDevice},
 			{"revoke unknown token", func() error { _, _, err := admin.RevokeToken(ctx, tok.ID+100); return err }, ErrUnknownToken},
 		} {

@@ -44,8 +44,8 @@ type snapshot struct {
 }
 
 type entry struct {
-	device string
-	id     int64 // the table's token id; 0 for DEVICE_TOKENS
+	grant Grant
+	id    int64 // the table's token id; 0 for DEVICE_TOKENS
 	// marked is the Unix second this token's use was last queued for writing, so a
 	// token busy with many requests is queued once a minute, not once a request.
 	marked atomic.Int64
@@ -69,7 +69,7 @@ func Static(tokens map[string]string) *Registry {
 	r := newRegistry(nil, tokens, Options{})
 	s := &snapshot{tokens: make(map[Hash]*entry, len(r.env))}
 	for h, device := range r.env {
-		s.tokens[h] = &entry{device: device}
+		s.tokens[h] = &entry{grant: Grant{Device: device, Scope: ReadWrite}}
 	}
 	s.fromEnv = len(s.tokens)
 	r.state.Store(s)
@@ -111,22 +111,22 @@ func (r *Registry) SampleInterval(deviceID string) (time.Duration, bool) {
 	return d, ok
 }
 
-// Authenticate returns the device of a bearer token. It costs one SHA-256 and one map
+// Authenticate returns the device and scope of a bearer token. It costs one SHA-256 and one map
 // lookup whatever the number of tokens, and never waits on the database.
 //
 // Not comparing in constant time is safe here: the map is keyed by the SHA-256 of the
 // token, so what a lookup's timing could reveal (how the offered token's hash falls
 // among the stored hashes) is about a hash the attacker cannot steer, and tells
 // nothing about any token, the same as for a guess that matches nothing.
-func (r *Registry) Authenticate(token string) (string, bool) {
+func (r *Registry) Authenticate(token string) (Grant, bool) {
 	e, ok := r.state.Load().tokens[HashToken(token)]
 	if !ok {
-		return "", false
+		return Grant{}, false
 	}
 	if e.id != 0 {
 		r.touch(e)
 	}
-	return e.device, true
+	return e.grant, true
 }
 
 // touch queues a table token's use for the next flush, at most once a minute.
@@ -147,7 +147,7 @@ func (r *Registry) touch(e *entry) {
 func (r *Registry) Devices() []string {
 	seen := map[string]bool{}
 	for _, e := range r.state.Load().tokens {
-		seen[e.device] = true
+		seen[e.grant.Device] = true
 	}
 	return slices.Sorted(maps.Keys(seen))
 }
@@ -248,14 +248,14 @@ func (r *Registry) reload(ctx context.Context) error {
 			ignored = append(ignored, device)
 			continue
 		}
-		s.tokens[h] = &entry{device: device}
+		s.tokens[h] = &entry{grant: Grant{Device: device, Scope: ReadWrite}}
 	}
 	s.fromEnv = len(s.tokens)
 	for _, row := range rows {
 		if len(row.Sha256) != len(Hash{}) {
 			continue // the table's CHECK makes this impossible
 		}
-		e := &entry{device: row.DeviceID, id: row.ID}
+		e := &entry{grant: Grant{Device: row.DeviceID, Scope: scopeOf(row.ReadOnly)}, id: row.ID}
 		if row.LastUsedAt != nil {
 			e.marked.Store(row.LastUsedAt.Unix())
 		}

@@ -19,6 +19,30 @@ const TokenPrefix = "sg_"
 // tokenBytes is the entropy of a token: 256 bits from crypto/rand.
 const tokenBytes = 32
 
+// Scope is what a token may do with its device.
+type Scope string
+
+const (
+	// ReadWrite may post samples and read: the edge's token, every DEVICE_TOKENS entry.
+	ReadWrite Scope = "read-write"
+	// ReadOnly may read everything of its device and write nothing: for a dashboard on
+	// a phone or a wall tablet, where a leaked token must not let anyone post samples.
+	ReadOnly Scope = "read-only"
+)
+
+func scopeOf(readOnly bool) Scope {
+	if readOnly {
+		return ReadOnly
+	}
+	return ReadWrite
+}
+
+// Grant is what a token authenticates as: its device and its scope.
+type Grant struct {
+	Device string
+	Scope  Scope
+}
+
 // Hash is what the database and the registry hold of a token: its SHA-256.
 type Hash = [sha256.Size]byte
 

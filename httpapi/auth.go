@@ -4,20 +4,26 @@ import (
 	"context"
 	"net/http"
 	"strings"
+
+	"github.com/sungrow/sungrow/devices"
 )
 
-type deviceKey struct{}
+type grantKey struct{}
 
-// Authenticator tells which device a bearer token speaks for; devices.Registry is the
-// real one (its lookup is one hash and one map access, see Authenticate there for why
-// that tells an attacker nothing).
+// Authenticator tells which device a bearer token speaks for, and with which scope;
+// devices.Registry is the real one (its lookup is one hash and one map access, see
+// Authenticate there for why that tells an attacker nothing).
 type Authenticator interface {
-	Authenticate(token string) (deviceID string, ok bool)
+	Authenticate(token string) (devices.Grant, bool)
 }
 
 // requireDevice admits requests that carry a known bearer token and puts the token's
-// device in the request context. Every refusal reads the same whatever the device, so
+// grant in the request context. Every refusal reads the same whatever the device, so
 // a 401 never says whether a device exists.
+//
+// It is also the one place a token's scope is enforced: a read-only token passes for
+// every GET (and HEAD) of its device, whatever the path, and is refused anything else,
+// so an endpoint added later is read-only-safe without knowing about scopes.
 func requireDevice(auth Authenticator) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -26,12 +32,18 @@ func requireDevice(auth Authenticator) func(http.Handler) http.Handler {
 				unauthorized(w, r, "missing or malformed Authorization header: want \"Bearer <token>\"")
 				return
 			}
-			device, ok := auth.Authenticate(token)
+			grant, ok := auth.Authenticate(token)
 			if !ok {
 				unauthorized(w, r, "unknown token")
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), deviceKey{}, device)))
+			if grant.Scope == devices.ReadOnly && r.Method != http.MethodGet && r.Method != http.MethodHead {
+				respondError(w, r, nil, errStatus(http.StatusForbidden,
+					"this token is read-only: it may read its device but not %s %s (that needs the device's read-write token)",
+					r.Method, r.URL.Path))
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), grantKey{}, grant)))
 		})
 	}
 }
@@ -50,10 +62,15 @@ func unauthorized(w http.ResponseWriter, r *http.Request, detail string) {
 	respondError(w, r, nil, errStatus(http.StatusUnauthorized, "%s", detail))
 }
 
+// authorizedGrant returns the device and scope of the request's token.
+func authorizedGrant(ctx context.Context) devices.Grant {
+	grant, _ := ctx.Value(grantKey{}).(devices.Grant)
+	return grant
+}
+
 // authorizedDevice returns the device of the request's token.
 func authorizedDevice(ctx context.Context) string {
-	device, _ := ctx.Value(deviceKey{}).(string)
-	return device
+	return authorizedGrant(ctx).Device
 }
 
 // queryDevice reads the device_id query parameter of a read endpoint and checks that

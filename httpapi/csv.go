@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -39,9 +40,17 @@ var csvColumns = []struct {
 	{"net_cost", func(b series.Bucket) string { return csvOptional(b.NetCost) }},
 }
 
-// csvFloat writes v with the fewest digits that read back as v, without exponent,
-// which every spreadsheet parses.
-func csvFloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+// csvFloat writes v in the very text the JSON answer gives it (encoding/json: the
+// fewest digits that read back as v, with an exponent below 1e-6 and from 1e21), so
+// both read the same number; without the exponent, 8.3e-17 takes 34 characters that
+// pandas' default parser reads back one digit off.
+func csvFloat(v float64) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "" // NaN or infinity, which no series holds
+	}
+	return string(b)
+}
 
 // csvOptional is an empty cell for null.
 func csvOptional(v *float64) string {

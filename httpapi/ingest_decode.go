@@ -405,11 +405,15 @@ type receivedSample struct {
 }
 
 // parseFinite reads a JSON number token as a float64, refusing what float64 cannot
-// hold: the store relies on never seeing NaN or infinity.
+// hold: the store relies on never seeing NaN or infinity. A -0 (Python prints an idle
+// reading as -0.0) is kept as 0, so no answer ever shows -0.
 func parseFinite(tok jsontext.Token) (float64, error) {
 	v, err := strconv.ParseFloat(tok.String(), 64)
 	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, errors.New("must be a finite number within the range of a float64")
+	}
+	if v == 0 {
+		return 0, nil
 	}
 	return v, nil
 }

@@ -6,6 +6,9 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/matryer/is"
 
 	"github.com/sungrow/sungrow/cache"
+	"github.com/sungrow/sungrow/devices"
 	"github.com/sungrow/sungrow/httpapi"
 	"github.com/sungrow/sungrow/internal/testenv"
 	"github.com/sungrow/sungrow/series"
@@ -42,6 +46,11 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		deps.Series = series.NewRaw(d.Pool, time.UTC)
 		deps.Cache = cache.NewMemory(cache.Options{TTL: 5 * time.Second, Logger: deps.Logger})
 		deps.Ready = []httpapi.ReadyCheck{{Name: "database", Check: d.Pool.Ping}}
+		deps.Devices = grants{
+			token:             {Device: device, Scope: devices.ReadWrite},
+			"other-token":     {Device: "inverter-02", Scope: devices.ReadWrite},
+			"read-only-token": {Device: device, Scope: devices.ReadOnly},
+		}
 	})
 	unready := newServer(t, d.Pool, func(deps *httpapi.Deps) {
 		deps.Ready = []httpapi.ReadyCheck{{Name: "redis", Check: func(context.Context) error { return io.ErrUnexpectedEOF }}}
@@ -63,6 +72,8 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
 	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
 	openapi3filter.RegisterBodyDecoder("text/csv", openapi3filter.PlainBodyDecoder)
+	is.Equal(doc.Servers[0].URL, "/") // relative: wherever the document was fetched from
+	doc.Servers = openapi3.Servers{{URL: "http://localhost"}}
 	router, err := legacy.NewRouter(doc)
 	is.NoErr(err)
 
@@ -75,6 +86,11 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		status int
 	}{
 		{request{method: "GET", path: "/health"}, 200},
+		{request{method: "POST", path: "/health"}, 405},
+		{request{method: "DELETE", path: "/ready"}, 405},
+		{request{method: "POST", path: "/metrics"}, 405},
+		{request{method: "PUT", path: "/openapi.json"}, 405},
+		{request{method: "POST", path: "/"}, 405},
 		{request{method: "GET", path: "/ready"}, 200},
 		{request{server: unready.URL, method: "GET", path: "/ready"}, 503},
 		{request{method: "GET", path: "/metrics"}, 200},
@@ -82,6 +98,8 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		{request{method: "GET", path: "/"}, 200},
 		{request{method: "GET", path: "/v1/me", token: token}, 200},
 		{request{method: "GET", path: "/v1/me"}, 401},
+		{request{method: "GET", path: "/v1/me", token: "read-only-token"}, 200},
+		{request{method: "POST", path: "/v1/ingest", token: "read-only-token", body: `{"samples":[` + sample + `]}`}, 403},
 		{request{method: "GET", path: "/v1/realtime?device_id=" + device, token: token}, 404},
 		{ingest(`{"samples":[` + sample + `]}`), 200},
 		{ingest(`{"samples":[` + sample + `]}`), 200}, // again: inserted 0
@@ -148,7 +166,13 @@ func TestOpenAPIDocumentMatchesResponses(t *testing.T) {
 		}
 
 		// Match the route with a copy of the request that points at the document's server.
-		docReq, _ := http.NewRequest(tt.req.method, "http://localhost"+tt.req.path, nil)
+		// A 405 is the answer of the path to a method it does not have: the document
+		// lists it under the path's GET.
+		docMethod := tt.req.method
+		if tt.status == http.StatusMethodNotAllowed {
+			docMethod = http.MethodGet
+		}
+		docReq, _ := http.NewRequest(docMethod, "http://localhost"+tt.req.path, nil)
 		route, params, err := router.FindRoute(docReq)
 		if err != nil {
 			t.Fatalf("%s: not in the document: %v", name, err)
@@ -212,4 +236,27 @@ func firstEvent(t *testing.T, r io.Reader) []byte {
 
 type request struct {
 	server, method, path, token, body, contentType string
+}
+
+// TestOpenAPIPassesRedoclyLint runs @redocly/cli's recommended rules over the document,
+// as API tooling that nobody here wrote reads it. scripts/services installs it (pinned
+// by tools/openapi-lint/package-lock.json).
+func TestOpenAPIPassesRedoclyLint(t *testing.T) {
+	redocly, err := filepath.Abs("../tools/openapi-lint/node_modules/.bin/redocly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(redocly); err != nil {
+		t.Fatalf("%v: run scripts/services, which installs @redocly/cli", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lint := exec.CommandContext(ctx, redocly, "lint", "--format=stylish", "openapi.json")
+	// No telemetry and no update check: the test sends nothing anywhere.
+	lint.Env = append(os.Environ(), "REDOCLY_TELEMETRY=off", "REDOCLY_SUPPRESS_UPDATE_NOTICE=true")
+	out, err := lint.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("redocly lint: %v", err)
+	}
 }

@@ -32,6 +32,10 @@ type Metrics struct {
 	MQTTConnected     prometheus.Gauge
 	MQTTPublished     prometheus.Counter
 	MQTTPublishErrors prometheus.Counter
+	// The aggregate audit: buckets it recomputed, by aggregate, and how long the last
+	// audit took.
+	AggregateRepairs      *prometheus.CounterVec
+	AggregateAuditSeconds prometheus.Gauge
 }
 
 // New returns a fresh registry with the Go runtime and process collectors in it.
@@ -93,7 +97,16 @@ func New() *Metrics {
 			Name: "sungrow_mqtt_publish_errors_total",
 			Help: "MQTT messages that could not be published (they are sent again later).",
 		}),
+		AggregateRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sungrow_aggregate_repairs_total",
+			Help: "Series buckets the aggregate audit found differing from the level below and recomputed, by aggregate.",
+		}, []string{"aggregate"}),
+		AggregateAuditSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sungrow_aggregate_audit_seconds",
+			Help: "How long the last aggregate audit of this instance took (check and repairs).",
+		}),
 	}
+	reg.MustRegister(m.AggregateRepairs, m.AggregateAuditSeconds)
 	reg.MustRegister(m.InFlight, m.Requests, m.RequestDuration, m.IngestedRows, m.ReceivedSamples, m.CacheResults,
 		m.QuarantinedSamples, m.StreamsOpen, m.StreamEvents, m.StorageBytes, m.MQTTConnected, m.MQTTPublished, m.MQTTPublishErrors)
 	return m

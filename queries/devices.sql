@@ -44,16 +44,16 @@ FROM gone;
 
 -- name: AddToken :one
 -- Only an active device gets a token: for any other no row comes back.
-INSERT INTO sungrow_tokens (device_id, sha256, label)
-SELECT d.id, @sha256, @label
+INSERT INTO sungrow_tokens (device_id, sha256, label, read_only)
+SELECT d.id, @sha256, @label, @read_only
 FROM sungrow_devices d
 WHERE d.id = @device_id AND d.removed_at IS NULL
-RETURNING id, device_id, label, created_at;
+RETURNING id, device_id, label, created_at, read_only;
 
 -- name: ListTokens :many
 -- Every token (revoked ones too) of one device, or of all when device_id is NULL.
 -- Never the hash: it is of no use to an operator.
-SELECT id, device_id, label, created_at, last_used_at, revoked_at
+SELECT id, device_id, label, created_at, last_used_at, revoked_at, read_only
 FROM sungrow_tokens
 WHERE sqlc.narg(device_id)::text IS NULL OR device_id = sqlc.narg(device_id)::text
 ORDER BY device_id, id;
@@ -66,7 +66,7 @@ SELECT EXISTS (SELECT 1 FROM sungrow_devices WHERE id = @id);
 -- Revoking twice keeps the first time (was_revoked then says so).
 UPDATE sungrow_tokens SET revoked_at = coalesce(revoked_at, now())
 WHERE id = @id
-RETURNING id, device_id, label, created_at, last_used_at, revoked_at,
+RETURNING id, device_id, label, created_at, last_used_at, revoked_at, read_only,
           (revoked_at < now())::boolean AS was_revoked;
 
 -- name: AuthVersion :one
@@ -75,7 +75,7 @@ SELECT version FROM sungrow_auth_version;
 
 -- name: ActiveTokens :many
 -- What serve keeps in memory: every usable token's hash and device.
-SELECT t.id, t.sha256, t.device_id, t.last_used_at
+SELECT t.id, t.sha256, t.device_id, t.last_used_at, t.read_only
 FROM sungrow_tokens t
 JOIN sungrow_devices d ON d.id = t.device_id
 WHERE t.revoked_at IS NULL AND d.removed_at IS NULL;

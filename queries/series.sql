@@ -145,9 +145,11 @@ SELECT zone FROM sungrow_aggregate_zone;
 -- name: RefreshAggregate :exec
 -- Must run outside a transaction block (TimescaleDB commits inside it). NULL window
 -- bounds mean "from the beginning" / "to the end".
+-- force recomputes every bucket of the window, not only those the invalidation log
+-- names: what keeps timescale/timescaledb#10296 from dropping zone buckets.
 -- (sqlc mis-rewrites named parameters in CALL, hence $n; the window bounds are typed
 -- "any" by TimescaleDB, so they need their casts, which leaves them unnamed.)
-CALL refresh_continuous_aggregate($1, $2::timestamptz, $3::timestamptz);
+CALL refresh_continuous_aggregate($1, $2::timestamptz, $3::timestamptz, force => $4::boolean);
 
 -- name: TryRefreshLock :one
 -- A session advisory lock, so only one instance refreshes at a time.

@@ -63,7 +63,7 @@ func (a moneySums) money(interval time.Duration) Money {
 		return Money{}
 	}
 	k := interval.Seconds() / 3_600_000 // W·samples → kWh
-	imp, exp, sav := a.importCost*k, a.exportRevenue*k, a.savings*k
+	imp, exp, sav := positiveZero(a.importCost*k), positiveZero(a.exportRevenue*k), positiveZero(a.savings*k)
 	net := imp - exp
 	return Money{GridImportCost: &imp, GridExportRevenue: &exp, Savings: &sav, NetCost: &net}
 }

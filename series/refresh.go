@@ -17,14 +17,27 @@ import (
 // instances share, so they take turns instead of refreshing the same ranges at once.
 const RefreshLockKey int64 = 0x73756e67726f77 // "sungrow"
 
-// Refresh materializes agg over [from, to): TimescaleDB recomputes the buckets in the
-// window that changed since they were last materialized. It must not run inside a
-// transaction; conn is a pool or a plain connection.
+// Refresh materializes agg over [from, to). The hourly aggregate (UTC hours) gets the
+// buckets its invalidation log names recomputed; the daily and monthly ones, which
+// bucket in the zone, get every bucket of the window recomputed whole (force), since
+// TimescaleDB can drop or leave stale such buckets when a materialization spans several
+// chunks (timescale/timescaledb#10296) and a forced refresh is what brings them back. It
+// must not run inside a transaction; conn is a pool or a plain connection.
 func Refresh(ctx context.Context, conn db.DBTX, agg Aggregate, from, to time.Time) error {
+	return refresh(ctx, conn, agg, from, to, agg != Hourly)
+}
+
+// Recompute recomputes every bucket of agg in [from, to) from the level below, whatever
+// the invalidation log says: the repair of buckets verification found wrong.
+func Recompute(ctx context.Context, conn db.DBTX, agg Aggregate, from, to time.Time) error {
+	return refresh(ctx, conn, agg, from, to, true)
+}
+
+func refresh(ctx context.Context, conn db.DBTX, agg Aggregate, from, to time.Time, force bool) error {
 	err := db.New(conn).RefreshAggregate(ctx, db.RefreshAggregateParams{
-		// Column2 and Column3 are the window: the casts the server needs to type
+		// Column2..4 are the window and force: the casts the server needs to type
 		// TimescaleDB's "any" parameters cost sqlc their names.
-		ContinuousAggregate: string(agg), Column2: from, Column3: to,
+		ContinuousAggregate: string(agg), Column2: from, Column3: to, Column4: force,
 	})
 	if err != nil {
 		return fmt.Errorf("refresh %s from %s to %s: %w", agg, from.Format(time.RFC3339), to.Format(time.RFC3339), err)
@@ -156,35 +169,32 @@ func (r *Refresher) refresh(ctx context.Context, lo, hi time.Time) error {
 	if !lo.Before(Hourly.Floor(now, r.loc)) {
 		return nil // all in the current hour: no bucket of it is complete yet
 	}
-	from, to := Monthly.Floor(lo, r.loc), Monthly.Next(Monthly.Floor(hi, r.loc), r.loc)
-
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("late-data refresh: %w", err)
 	}
 	defer conn.Release()
-	q := db.New(conn)
-	locked, err := q.TryRefreshLock(ctx, RefreshLockKey)
+	unlock, locked, err := LockSession(ctx, conn, RefreshLockKey, false)
 	if err != nil {
-		return fmt.Errorf("late-data refresh lock: %w", err)
+		return fmt.Errorf("late-data refresh: %w", err)
 	}
 	if !locked {
 		return errBusy
 	}
-	// A session lock outlives a cancelled context: release it regardless, and if that
-	// fails, end the session rather than return a connection that still holds it.
-	defer func() {
-		if err := q.RefreshUnlock(context.WithoutCancel(ctx), RefreshLockKey); err != nil {
-			_ = conn.Conn().Close(context.WithoutCancel(ctx))
-		}
-	}()
+	defer unlock()
+	return refreshMonths(ctx, conn, r.loc, lo, hi, now, r.logger)
+}
 
+// refreshMonths is the late-data refresh of [lo, hi] on conn, whose session holds
+// RefreshLockKey: every aggregate over the local months the span falls in, finest first.
+func refreshMonths(ctx context.Context, conn db.DBTX, loc *time.Location, lo, hi, now time.Time, logger *slog.Logger) error {
+	from, to := Monthly.Floor(lo, loc), Monthly.Next(Monthly.Floor(hi, loc), loc)
 	horizon, err := RawHorizon(ctx, conn)
 	if err != nil {
 		return err
 	}
 	for _, agg := range Aggregates {
-		start, end := Window(agg, from, to, now, r.loc)
+		start, end := Window(agg, from, to, now, loc)
 		start = AboveRawHorizon(agg, start, horizon)
 		if !start.Before(end) {
 			continue
@@ -193,7 +203,7 @@ func (r *Refresher) refresh(ctx context.Context, lo, hi time.Time) error {
 		if err := Refresh(ctx, conn, agg, start, end); err != nil {
 			return err
 		}
-		r.logger.Info("refreshed late data", "aggregate", string(agg), "from", start, "to", end,
+		logger.Info("refreshed late data", "aggregate", string(agg), "from", start, "to", end,
 			"took", time.Since(began).String())
 	}
 	return nil

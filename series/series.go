@@ -92,7 +92,7 @@ func (a *sums) add(b sums) {
 
 // flows converts sums to kWh for samples that each stand for interval.
 func (a sums) flows(interval time.Duration) Flows {
-	kwh := func(wSamples float64) float64 { return wSamples * interval.Seconds() / 3_600_000 }
+	kwh := func(wSamples float64) float64 { return positiveZero(wSamples * interval.Seconds() / 3_600_000) }
 	e := Energy{
 		PVKWh: kwh(a.pv), LoadKWh: kwh(a.load), GridImportKWh: kwh(a.gridImport),
 		GridExportKWh: kwh(a.gridExport), BatteryChargeKWh: kwh(a.charge), BatteryDischargeKWh: kwh(a.discharge),
@@ -105,6 +105,16 @@ func (a sums) flows(interval time.Duration) Flows {
 			e.LoadKWh - e.BatteryChargeKWh - e.GridExportKWh,
 		PVInverterKWh: a.inverter,
 	}
+}
+
+// positiveZero turns -0 into 0 and leaves every other value as it is. The queries'
+// greatest(-x, 0) gives -0 for an idle battery or grid, and the sums keep it; JSON and
+// CSV would print it as -0, which reads as a sign error.
+func positiveZero(v float64) float64 {
+	if v == 0 {
+		return 0
+	}
+	return v
 }
 
 // pct is 100 × part / whole clamped to 0–100, nil when whole is 0.
@@ -384,14 +394,14 @@ func (s *Service) Series(ctx context.Context, deviceID, frameName string, date t
 		sm := sums{pv: r.SumPvPowerW, load: r.SumLoadPowerW, gridImport: r.SumGridImportW,
 			gridExport: r.SumGridExportW, charge: r.SumBatteryChargeW, discharge: r.SumBatteryDischargeW}
 		if !math.IsNaN(r.PvInverterKwh) { // NaN: no counter (see queries/series.sql)
-			v := r.PvInverterKwh
+			v := positiveZero(r.PvInverterKwh)
 			sm.inverter = &v
 		}
 		total.add(sm)
 		res.Buckets[i] = Bucket{
-			Bucket: r.Bucket.In(s.loc), AvgPVPowerW: r.AvgPvPowerW, MaxPVPowerW: r.MaxPvPowerW,
-			AvgBatteryPowerW: r.AvgBatteryPowerW, AvgBatterySoCPct: r.AvgBatterySocPct,
-			AvgLoadPowerW: r.AvgLoadPowerW, AvgExportPowerW: r.AvgExportPowerW,
+			Bucket: r.Bucket.In(s.loc), AvgPVPowerW: positiveZero(r.AvgPvPowerW), MaxPVPowerW: positiveZero(r.MaxPvPowerW),
+			AvgBatteryPowerW: positiveZero(r.AvgBatteryPowerW), AvgBatterySoCPct: positiveZero(r.AvgBatterySocPct),
+			AvgLoadPowerW: positiveZero(r.AvgLoadPowerW), AvgExportPowerW: positiveZero(r.AvgExportPowerW),
 			SampleCount: r.SampleCount, Flows: sm.flows(interval),
 		}
 		if m, ok := money[r.Bucket.Unix()]; ok {

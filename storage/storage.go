@@ -20,39 +20,54 @@ import (
 const SamplesTable = "sungrow_samples"
 
 // Relation is one table or aggregate on disk.
+// The JSON of these types is `sungrow storage --json`; a zero time is left out.
 type Relation struct {
-	Name      string
-	Aggregate bool
-	Bytes     int64
-	Rows      int64 // the planner's estimate
+	Name      string `json:"name"`
+	Aggregate bool   `json:"aggregate"`
+	Bytes     int64  `json:"bytes"`
+	Rows      int64  `json:"rows_estimate"` // the planner's estimate
 	// Chunks and CompressedChunks count the relation's chunks (TimescaleDB only).
-	Chunks, CompressedChunks int64
+	Chunks           int64 `json:"chunks"`
+	CompressedChunks int64 `json:"compressed_chunks"`
 	// BeforeCompression and AfterCompression are the bytes of the compressed chunks
 	// before and after compression (the raw table only).
-	BeforeCompression, AfterCompression int64
+	BeforeCompression int64 `json:"before_compression_bytes"`
+	AfterCompression  int64 `json:"after_compression_bytes"`
 	// MaterializedUpTo is an aggregate's watermark; zero before its first refresh.
-	MaterializedUpTo time.Time
+	MaterializedUpTo time.Time `json:"materialized_up_to,omitzero"`
 }
 
 // Job is one TimescaleDB background job acting on sungrow's tables.
 type Job struct {
-	ID                   int32
-	Name, Proc, Schedule string
-	Config               string
-	LastRun, NextStart   time.Time // zero: never / not scheduled
-	LastStatus           string
-	Runs, Failures       int64
+	ID int32 `json:"id"`
+	// Name is TimescaleDB's application name, but "Raw Retention [id]" for sungrow's
+	// own retention job, which TimescaleDB calls a "User-Defined Action".
+	Name       string    `json:"name"`
+	Proc       string    `json:"proc"`
+	Schedule   string    `json:"schedule"`
+	Config     string    `json:"config"`
+	LastRun    time.Time `json:"last_run,omitzero"`   // zero: never
+	NextStart  time.Time `json:"next_start,omitzero"` // zero: not scheduled
+	LastStatus string    `json:"last_status"`
+	Runs       int64     `json:"runs"`
+	Failures   int64     `json:"failures"`
 }
 
 // Status is the whole storage picture of one database.
 type Status struct {
-	Timescale     bool
-	Relations     []Relation // the raw table first
-	Jobs          []Job
-	ChunkInterval string
+	Timescale     bool       `json:"timescaledb"`
+	Relations     []Relation `json:"relations"` // the raw table first
+	Jobs          []Job      `json:"jobs"`
+	ChunkInterval string     `json:"chunk_interval,omitempty"`
+	// RawRetention is the age past which the retention job drops raw chunks, as
+	// PostgreSQL interval text ("400 days"); empty: raw retention is off.
+	RawRetention string `json:"raw_retention,omitempty"`
 	// RawHorizon is where raw retention has dropped up to; zero: nothing dropped.
-	RawHorizon time.Time
+	RawHorizon time.Time `json:"raw_horizon,omitzero"`
 }
+
+// rawRetentionProc is the procedure of sungrow's raw retention job (sql/00005).
+const rawRetentionProc = "sungrow_raw_retention"
 
 // Samples returns the raw table's relation.
 func (s Status) Samples() Relation {
@@ -106,7 +121,7 @@ func Read(ctx context.Context, conn db.DBTX) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	st := Status{Timescale: timescale, Relations: rels}
+	st := Status{Timescale: timescale, Relations: rels, Jobs: []Job{}}
 	if !timescale {
 		return st, nil
 	}
@@ -117,12 +132,23 @@ func Read(ctx context.Context, conn db.DBTX) (Status, error) {
 	if st.RawHorizon, err = series.RawHorizon(ctx, conn); err != nil {
 		return Status{}, err
 	}
+	retention, err := q.RetentionJobs(ctx)
+	if err != nil {
+		return Status{}, fmt.Errorf("read the raw retention job: %w", err)
+	}
+	if len(retention) > 0 {
+		st.RawRetention = retention[0].DropAfter
+	}
 	jobs, err := q.StorageJobs(ctx)
 	if err != nil {
 		return Status{}, fmt.Errorf("read the TimescaleDB jobs: %w", err)
 	}
 	for _, j := range jobs {
-		st.Jobs = append(st.Jobs, Job{ID: j.JobID, Name: j.ApplicationName, Proc: j.ProcName,
+		name := j.ApplicationName
+		if j.ProcName == rawRetentionProc {
+			name = fmt.Sprintf("Raw Retention [%d]", j.JobID)
+		}
+		st.Jobs = append(st.Jobs, Job{ID: j.JobID, Name: name, Proc: j.ProcName,
 			Schedule: j.Schedule, Config: j.Config, LastRun: timeOf(j.LastRunStartedAt),
 			NextStart: timeOf(j.NextStart), LastStatus: j.LastRunStatus, Runs: j.TotalRuns,
 			Failures: j.TotalFailures})

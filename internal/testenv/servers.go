@@ -78,6 +78,13 @@ func Await(t testing.TB, what string, timeout time.Duration, ok func() bool) {
 // fails the test after 30 s, or at once when stopped (may be nil) says the server died.
 func WaitHealthy(t testing.TB, base string, stopped <-chan error) {
 	t.Helper()
+	WaitHealthyWith(t, http.DefaultClient, base, stopped)
+}
+
+// WaitHealthyWith is WaitHealthy through client (one that trusts a test's certificate,
+// for an HTTPS base).
+func WaitHealthyWith(t testing.TB, client *http.Client, base string, stopped <-chan error) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -85,7 +92,7 @@ func WaitHealthy(t testing.TB, base string, stopped <-chan error) {
 			t.Fatalf("the server stopped before it was healthy: %v", err)
 		default:
 		}
-		res, err := http.Get(base + "/health")
+		res, err := client.Get(base + "/health")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
@@ -207,7 +214,7 @@ func startMosquitto(t testing.TB, withTLS bool) *Mosquitto {
 	if withTLS {
 		m.TLSPort = FreePort(t)
 		cert, key := filepath.Join(m.dir, "cert.pem"), filepath.Join(m.dir, "key.pem")
-		writeSelfSigned(t, cert, key)
+		WriteSelfSigned(t, cert, key)
 		conf += fmt.Sprintf("listener %s 127.0.0.1\ncertfile %s\nkeyfile %s\n", m.TLSPort, cert, key)
 	}
 	if err := os.WriteFile(filepath.Join(m.dir, "mosquitto.conf"), []byte(conf), 0o600); err != nil {
@@ -218,8 +225,9 @@ func startMosquitto(t testing.TB, withTLS bool) *Mosquitto {
 	return m
 }
 
-// writeSelfSigned writes a self-signed certificate for 127.0.0.1 and its key as PEM.
-func writeSelfSigned(t testing.TB, certFile, keyFile string) {
+// WriteSelfSigned writes a new self-signed certificate for 127.0.0.1 and its key as
+// PEM, and returns the certificate (DER), to compare with what a server presents.
+func WriteSelfSigned(t testing.TB, certFile, keyFile string) []byte {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -248,6 +256,7 @@ func writeSelfSigned(t testing.TB, certFile, keyFile string) {
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return der
 }
 
 // URL is the broker's mqtt:// URL with the test user's credentials.

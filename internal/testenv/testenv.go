@@ -333,3 +333,24 @@ func MaterializedSamples(t testing.TB, pool *pgxpool.Pool, view, device string, 
 	}
 	return n
 }
+
+// DeleteMaterialized deletes view's materialized rows of bucket, as
+// timescale/timescaledb#10296 loses a zone bucket, so a test can show the check sees it.
+func DeleteMaterialized(t testing.TB, pool *pgxpool.Pool, view string, bucket time.Time) {
+	t.Helper()
+	tag, err := pool.Exec(context.Background(), "DELETE FROM "+MaterializationTable(t, pool, view)+" WHERE bucket = $1", bucket)
+	if err != nil || tag.RowsAffected() == 0 {
+		t.Fatalf("delete %s's bucket %s: %v (%d rows)", view, bucket, err, tag.RowsAffected())
+	}
+}
+
+// InflateMaterialized adds by to the sample_count of view's materialized rows of
+// bucket: a stale bucket that looks right.
+func InflateMaterialized(t testing.TB, pool *pgxpool.Pool, view string, bucket time.Time, by int64) {
+	t.Helper()
+	tag, err := pool.Exec(context.Background(), "UPDATE "+MaterializationTable(t, pool, view)+
+		" SET sample_count = sample_count + $2 WHERE bucket = $1", bucket, by)
+	if err != nil || tag.RowsAffected() == 0 {
+		t.Fatalf("inflate %s's bucket %s: %v (%d rows)", view, bucket, err, tag.RowsAffected())
+	}
+}

@@ -5,7 +5,11 @@ package testserve
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -15,8 +19,10 @@ import (
 
 // Serve is `sungrow serve` running in the test's own process.
 type Serve struct {
-	Base string // http://host:port
+	Base string // http://host:port, or https:// when env sets TLS_CERT_FILE
 	Logs *testenv.LogBuffer
+	// Client reaches Base: for HTTPS it trusts the certificate serve started with.
+	Client *http.Client
 }
 
 // StartServe runs `sungrow serve` in-process with env (LISTEN_ADDR is chosen here) until
@@ -28,7 +34,19 @@ func StartServe(t testing.TB, env map[string]string) *Serve {
 	for k, v := range env {
 		full[k] = v
 	}
-	s := &Serve{Base: "http://" + addr, Logs: &testenv.LogBuffer{}}
+	s := &Serve{Base: "http://" + addr, Logs: &testenv.LogBuffer{}, Client: http.DefaultClient}
+	if certFile := full["TLS_CERT_FILE"]; certFile != "" {
+		pem, err := os.ReadFile(certFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			t.Fatalf("%s holds no certificate", certFile)
+		}
+		s.Base = "https://" + addr
+		s.Client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -45,6 +63,6 @@ func StartServe(t testing.TB, env map[string]string) *Serve {
 			t.Error("serve did not stop within 30 s of its context ending")
 		}
 	})
-	testenv.WaitHealthy(t, s.Base, done)
+	testenv.WaitHealthyWith(t, s.Client, s.Base, done)
 	return s
 }

@@ -60,5 +60,5 @@ CREATE TABLE sungrow_monthly (LIKE sungrow_daily);
 -- TimescaleDB's own procedure; the view is declared text (the server casts it to
 -- regclass) so the generated parameter is a string.
 CREATE PROCEDURE refresh_continuous_aggregate(continuous_aggregate text,
-    window_start timestamptz, window_end timestamptz)
+    window_start timestamptz, window_end timestamptz, force boolean DEFAULT false)
     LANGUAGE sql AS $$ SELECT 1 $$;
