@@ -67,7 +67,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	root.PersistentFlags().StringVar(&e.databaseURL, "database-url", "", "PostgreSQL URL (default $DATABASE_URL)")
 	root.AddCommand(serveCommand(e), migrateCommand(e), simulateCommand(e),
 		versionCommand(e), healthcheckCommand(e), refreshCommand(e), loadtestCommand(e), quarantineCommand(e),
-		deviceCommand(e), tokenCommand(e), storageCommand(e), tariffCommand(e), alertCommand(e), verifyCommand(e))
+		deviceCommand(e), tokenCommand(e), storageCommand(e), tariffCommand(e), alertCommand(e), verifyCommand(e),
+		collectCommand(e))
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

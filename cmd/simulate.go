@@ -1,8 +1,10 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +33,7 @@ func simulateCommand(e *env) *cobra.Command {
 		via        string
 		token      string
 		batch      int
+		modbusAddr string
 	)
 	c := &cobra.Command{
 		Use:   "simulate",
@@ -56,7 +59,7 @@ the same command again adds nothing twice.`,
 			if strings.TrimSpace(device) == "" {
 				return errors.New("--device is required")
 			}
-			if days <= 0 {
+			if days <= 0 && modbusAddr == "" {
 				return fmt.Errorf("--days %g: want more than 0", days)
 			}
 			cfg, err := e.config()
@@ -77,6 +80,13 @@ the same command again adds nothing twice.`,
 			}
 			if !cmd.Flags().Changed("seed") {
 				seed = uint64(time.Now().UnixNano())
+			}
+			if modbusAddr != "" {
+				return serveEmulatedInverter(ctx, e, logger, modbusAddr, simulate.Config{
+					DeviceID: device, Start: time.Now(), End: time.Now().AddDate(100, 0, 0),
+					Interval: interval, Seed: seed, Latitude: latitude, Location: loc,
+					PVPeakW: pvKWp * 1000, BatteryKWh: batteryKWh, BatteryMaxW: batteryKW * 1000,
+				})
 			}
 			g, err := simulate.New(simulate.Config{
 				DeviceID:    device,
@@ -157,7 +167,27 @@ the same command again adds nothing twice.`,
 	f.StringVar(&via, "via", "", "base URL of a sungrow server to post to instead of writing the database")
 	f.StringVar(&token, "token", "", "bearer token for --via")
 	f.IntVar(&batch, "batch", 5000, "samples per batch (at most 1000 with --via)")
+	f.StringVar(&modbusAddr, "modbus", "", "serve the house live as an emulated Sungrow inverter over Modbus TCP on HOST:PORT (for `sungrow collect`) instead of generating history")
 	return c
+}
+
+// serveEmulatedInverter serves the simulated house live over Modbus TCP until ctx ends.
+func serveEmulatedInverter(ctx context.Context, e *env, logger *slog.Logger, addr string, cfg simulate.Config) error {
+	g, err := simulate.New(cfg)
+	if err != nil {
+		return err
+	}
+	inv := simulate.NewEmulatedInverter(g, "SIM-"+cfg.DeviceID, time.Now)
+	if err := inv.Start(ctx, addr); err != nil {
+		return err
+	}
+	defer inv.Stop()
+	logger.Info("serving an emulated Sungrow inverter", "modbus", addr, "device_id", cfg.DeviceID,
+		"interval", cfg.Interval.String(), "seed", cfg.Seed)
+	fmt.Fprintf(e.stdout, "emulated inverter of %s on modbus %s (read it with: sungrow collect --modbus %s --once)\n",
+		cfg.DeviceID, addr, addr)
+	<-ctx.Done()
+	return nil
 }
 
 // kwhText prints a ledger figure with every digit it has, so a user or a test can
