@@ -1,7 +1,6 @@
 package collect
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -241,6 +240,3 @@ func encodeASCII(s string, words int) []uint16 {
 }
 
 func round1(x float64) float64 { return math.Round(x*10) / 10 }
-
-// errNoSerial is what --once without --device says when the inverter has no serial.
-var errNoSerial = errors.New("the inverter reports no serial number: give --device")
