@@ -176,8 +176,10 @@ func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, int
 	svc = svc.WithInterval(interval)
 	zone := cfg.TZ.String()
 	switch {
+	case info.Path == series.PathRollup:
+		logger.Info("series: served from the 15-minute rollup (plain PostgreSQL)", "zone", zone)
 	case info.AggregateZone == "":
-		logger.Info("series: computed from the raw samples (no continuous aggregates)", "zone", zone)
+		logger.Info("series: computed from the raw samples (no continuous aggregates or rollup for this zone)", "zone", zone)
 	case info.Path == series.PathAggregates:
 		logger.Info("series: served from the continuous aggregates", "zone", zone)
 	default:
@@ -186,8 +188,7 @@ func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, int
 			"them with `sungrow migrate down` and `sungrow migrate up` under the new SUNGROW_TZ, then `sungrow refresh`",
 			"aggregate_zone", info.AggregateZone, "zone", zone, "path", string(info.Path))
 	}
-	// The audit runs on plain PostgreSQL too, checking whatever stored levels
-	// series.Levels finds there (none until the plain rollup exists).
+	// The audit runs on plain PostgreSQL too, checking the rollup (series.Levels).
 	loc, err := aggregatesZone(info, cfg.TZ)
 	if err != nil {
 		return nil, nil, nil, err
