@@ -206,7 +206,7 @@ func TestDevicesAndTokensReachEveryInstance(t *testing.T) {
 	for _, tok := range []issued{first, second, third} {
 		is.Equal(tablesHolding(t, d.Pool, tok.Token), []string(nil))
 	}
-	is.Equal(len(tablesHolding(t, d.Pool, "inverter-a")), 3) // samples, devices, tokens
+	is.Equal(len(tablesHolding(t, d.Pool, "inverter-a")), 4) // samples, the rollup, devices, tokens
 
 	// No token in any log line, at debug level, nor in the commands' diagnostics.
 	logs := a.Logs.String() + b.Logs.String() + c.stderr.String()

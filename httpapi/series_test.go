@@ -253,7 +253,7 @@ func TestSeriesFrames(t *testing.T) {
 			is.Equal(info.Path, series.PathAggregates)
 			is.Equal(info.AggregateZone, "UTC")
 		} else {
-			is.Equal(info.Path, series.PathRaw)
+			is.Equal(info.Path, series.PathRollup) // migration 8's 15-minute rollup
 		}
 		srv := newSeriesServer(t, d.Pool, svc, nil)
 		rawSrv := newSeriesServer(t, d.Pool, series.NewRaw(d.Pool, time.UTC), nil)

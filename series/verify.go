@@ -84,12 +84,20 @@ const rawLookback = 35 * 24 * time.Hour
 // their buckets while their samples are gone).
 func DefaultRawFrom(ctx context.Context, conn db.DBTX, now time.Time) (time.Time, error) {
 	from := now.Add(-rawLookback)
-	oldest, err := db.New(conn).OldestUncompressedChunk(ctx)
+	// Only TimescaleDB (migration 5) has chunks; plain PostgreSQL's rollup checks the
+	// look-back alone.
+	chunked, err := db.New(conn).RawHorizonPresent(ctx)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("find the uncompressed chunks: %w", err)
+		return time.Time{}, fmt.Errorf("look for the raw chunks: %w", err)
 	}
-	if len(oldest) > 0 && oldest[0].Before(from) {
-		from = oldest[0]
+	if chunked {
+		oldest, err := db.New(conn).OldestUncompressedChunk(ctx)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("find the uncompressed chunks: %w", err)
+		}
+		if len(oldest) > 0 && oldest[0].Before(from) {
+			from = oldest[0]
+		}
 	}
 	horizon, err := RawHorizon(ctx, conn)
 	if err != nil {
