@@ -177,7 +177,16 @@ func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, int
 	zone := cfg.TZ.String()
 	switch {
 	case info.Path == series.PathRollup:
-		logger.Info("series: served from the 15-minute rollup (plain PostgreSQL)", "zone", zone)
+		start := time.Now()
+		days, err := series.KeepDailyZone(ctx, pool, cfg.TZ)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if days > 0 {
+			logger.Info("series: rebuilt the rollup's days in SUNGROW_TZ, which changed since they were built",
+				"zone", zone, "days", days, "took", time.Since(start).String())
+		}
+		logger.Info("series: served from the rollup's days and 15-minute buckets (plain PostgreSQL)", "zone", zone)
 	case info.AggregateZone == "":
 		logger.Info("series: computed from the raw samples (no continuous aggregates or rollup for this zone)", "zone", zone)
 	case info.Path == series.PathAggregates:

@@ -2,6 +2,7 @@ package cmd_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ import (
 
 // TestUpgradeFillsTheRollup: a plain PostgreSQL database of the previous release
 // (migration 7) with 60 days of 5 s samples is upgraded by `migrate up`, which fills
-// the rollup printing its progress within 60 s; no sample is lost and every frame
+// the rollup and its days printing its progress within 60 s; no sample is lost and every frame
 // answers from the rollup as the raw samples did; `down` drops it, `up` again fills it.
 func TestUpgradeFillsTheRollup(t *testing.T) {
 	is := is.New(t)
@@ -78,6 +79,8 @@ func TestUpgradeFillsTheRollup(t *testing.T) {
 	is.NoErr(err)
 	is.True(strings.Contains(out, "applied 00008_rollup.sql"))
 	is.True(strings.Contains(out, "sungrow_rollup: inverter-old 2026-01:")) // progress, a batch a month
+	is.True(strings.Contains(out, "applied 00011_rollup_daily.sql"))
+	is.True(strings.Contains(out, fmt.Sprintf("sungrow_rollup_daily: %d days in UTC", days))) // its local days
 	t.Logf("migrate up on %d days of 5 s samples took %s:\n%s", days, took.Round(time.Millisecond), out)
 	if !testing.Short() && took > 60*time.Second {
 		t.Errorf("migrate up took %s, want at most 60 s", took)

@@ -192,6 +192,28 @@ type SungrowRollup struct {
 	MaxPvDailyKwh        *float64
 }
 
+type SungrowRollupDaily struct {
+	DeviceID             string
+	Bucket               time.Time
+	SampleCount          int64
+	SumPvPowerW          float64
+	MaxPvPowerW          float64
+	SumBatteryPowerW     float64
+	SumBatterySocPct     float64
+	SumLoadPowerW        float64
+	SumExportPowerW      float64
+	SumGridImportW       float64
+	SumGridExportW       float64
+	SumBatteryChargeW    float64
+	SumBatteryDischargeW float64
+	MaxPvDailyKwh        *float64
+}
+
+type SungrowRollupZone struct {
+	One  bool
+	Zone string
+}
+
 type SungrowSample struct {
 	DeviceID      string
 	Ts            time.Time

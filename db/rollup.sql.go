@@ -10,6 +10,15 @@ import (
 	"time"
 )
 
+const clearRollupDaily = `-- name: ClearRollupDaily :exec
+DELETE FROM sungrow_rollup_daily
+`
+
+func (q *Queries) ClearRollupDaily(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, clearRollupDaily)
+	return err
+}
+
 const compareRollup = `-- name: CompareRollup :many
 WITH r AS (
     SELECT device_id, bucket, sample_count, sum_pv_power_w, max_pv_power_w, sum_battery_power_w, sum_battery_soc_pct, sum_load_power_w, sum_export_power_w, sum_grid_import_w, sum_grid_export_w, sum_battery_charge_w, sum_battery_discharge_w, max_pv_daily_kwh FROM sungrow_rollup
@@ -141,11 +150,139 @@ func (q *Queries) CompareRollup(ctx context.Context, arg CompareRollupParams) ([
 	return items, nil
 }
 
-const deleteDeviceRollup = `-- name: DeleteDeviceRollup :exec
-DELETE FROM sungrow_rollup WHERE device_id = $1
+const compareRollupDaily = `-- name: CompareRollupDaily :many
+WITH z AS (
+    SELECT zone FROM sungrow_rollup_zone
+), stored AS (
+    SELECT device_id, bucket, ARRAY[sample_count::float8, max_pv_power_w, sum_pv_power_w, sum_battery_power_w, sum_battery_soc_pct, sum_load_power_w, sum_export_power_w, sum_grid_import_w, sum_grid_export_w, sum_battery_charge_w, sum_battery_discharge_w, coalesce(max_pv_daily_kwh, 'NaN')]::float8[] AS v
+    FROM sungrow_rollup_daily
+    WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz
+      AND ($3::text = '' OR device_id = $3::text)
+), expected AS (
+    SELECT device_id, date_trunc('day', bucket, (SELECT zone FROM z))::timestamptz AS bucket,
+           ARRAY[sum(sample_count)::float8, max(max_pv_power_w), sum(sum_pv_power_w), sum(sum_battery_power_w),
+                 sum(sum_battery_soc_pct), sum(sum_load_power_w), sum(sum_export_power_w), sum(sum_grid_import_w),
+                 sum(sum_grid_export_w), sum(sum_battery_charge_w), sum(sum_battery_discharge_w),
+                 coalesce(max(max_pv_daily_kwh), 'NaN')]::float8[] AS v
+    FROM sungrow_rollup
+    WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz
+      AND ($3::text = '' OR device_id = $3::text)
+    GROUP BY 1, 2
+)
+SELECT coalesce(s.device_id, e.device_id)::text AS device_id,
+       coalesce(s.bucket, e.bucket)::timestamptz AS bucket,
+       s.v AS stored, e.v AS expected
+FROM stored s FULL JOIN expected e ON e.device_id = s.device_id AND e.bucket = s.bucket
+ORDER BY 1, 2
 `
 
-// With DeleteDeviceSamples: a device's samples all went, so do its buckets.
+type CompareRollupDailyParams struct {
+	FromTs   time.Time
+	ToTs     time.Time
+	DeviceID string
+}
+
+type CompareRollupDailyRow struct {
+	DeviceID string
+	Bucket   time.Time
+	Stored   []float64
+	Expected []float64
+}
+
+// Every day of [from_ts, to_ts) of @device_id (” for every device) as
+// sungrow_rollup_daily holds it and as its quarter hours add up to, in the zone the
+// days are kept in; nil where one side has no row. Fields in the order of
+// series.hourlyFields.
+func (q *Queries) CompareRollupDaily(ctx context.Context, arg CompareRollupDailyParams) ([]CompareRollupDailyRow, error) {
+	rows, err := q.db.Query(ctx, compareRollupDaily, arg.FromTs, arg.ToTs, arg.DeviceID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CompareRollupDailyRow
+	for rows.Next() {
+		var i CompareRollupDailyRow
+		if err := rows.Scan(
+			&i.DeviceID,
+			&i.Bucket,
+			&i.Stored,
+			&i.Expected,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const daySampleCountsRollup = `-- name: DaySampleCountsRollup :many
+WITH daily AS (
+    SELECT EXISTS (SELECT 1 FROM sungrow_rollup_zone WHERE zone = $1::text) AS kept
+)
+SELECT bucket AS day, sample_count
+FROM sungrow_rollup_daily
+WHERE (SELECT kept FROM daily)
+  AND device_id = $2::text AND bucket >= $3::timestamptz AND bucket < $4::timestamptz
+UNION ALL
+SELECT date_trunc('day', bucket, $1::text)::timestamptz, sum(sample_count)::bigint
+FROM sungrow_rollup
+WHERE NOT (SELECT kept FROM daily)
+  AND device_id = $2::text AND bucket >= $3::timestamptz AND bucket < $4::timestamptz
+GROUP BY 1
+ORDER BY 1
+`
+
+type DaySampleCountsRollupParams struct {
+	Zone     string
+	DeviceID string
+	FromTs   time.Time
+	ToTs     time.Time
+}
+
+type DaySampleCountsRollupRow struct {
+	Day         time.Time
+	SampleCount int64
+}
+
+// DaySampleCounts on plain PostgreSQL: every local day in @zone with samples in
+// [from_ts, to_ts) and its sample count, from sungrow_rollup_daily where it is kept in
+// @zone, else summed from the quarter hours.
+func (q *Queries) DaySampleCountsRollup(ctx context.Context, arg DaySampleCountsRollupParams) ([]DaySampleCountsRollupRow, error) {
+	rows, err := q.db.Query(ctx, daySampleCountsRollup,
+		arg.Zone,
+		arg.DeviceID,
+		arg.FromTs,
+		arg.ToTs,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DaySampleCountsRollupRow
+	for rows.Next() {
+		var i DaySampleCountsRollupRow
+		if err := rows.Scan(&i.Day, &i.SampleCount); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const deleteDeviceRollup = `-- name: DeleteDeviceRollup :exec
+WITH days AS (
+    DELETE FROM sungrow_rollup_daily WHERE device_id = $1::text
+)
+DELETE FROM sungrow_rollup WHERE device_id = $1::text
+`
+
+// With DeleteDeviceSamples: a device's samples all went, so do its buckets and days.
 func (q *Queries) DeleteDeviceRollup(ctx context.Context, deviceID string) error {
 	_, err := q.db.Exec(ctx, deleteDeviceRollup, deviceID)
 	return err
@@ -169,6 +306,71 @@ func (q *Queries) DeleteRollupBuckets(ctx context.Context, arg DeleteRollupBucke
 	return err
 }
 
+const deleteRollupDays = `-- name: DeleteRollupDays :exec
+DELETE FROM sungrow_rollup_daily r
+USING (SELECT unnest($1::text[]) AS device_id, unnest($2::timestamptz[]) AS bucket) t
+WHERE r.device_id = t.device_id AND r.bucket = t.bucket
+`
+
+type DeleteRollupDaysParams struct {
+	DeviceIds []string
+	Buckets   []time.Time
+}
+
+// The first half of a repair of days (RebuildRollupDays the second, in one
+// transaction): the days (arrays advance together) go.
+func (q *Queries) DeleteRollupDays(ctx context.Context, arg DeleteRollupDaysParams) error {
+	_, err := q.db.Exec(ctx, deleteRollupDays, arg.DeviceIds, arg.Buckets)
+	return err
+}
+
+const devicesWithDaysRollup = `-- name: DevicesWithDaysRollup :many
+SELECT DISTINCT device_id FROM sungrow_rollup_daily ORDER BY device_id
+`
+
+// DevicesWithDays on plain PostgreSQL: every device the rollup's days hold.
+func (q *Queries) DevicesWithDaysRollup(ctx context.Context) ([]string, error) {
+	rows, err := q.db.Query(ctx, devicesWithDaysRollup)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var device_id string
+		if err := rows.Scan(&device_id); err != nil {
+			return nil, err
+		}
+		items = append(items, device_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const fillRollupDaily = `-- name: FillRollupDaily :execrows
+INSERT INTO sungrow_rollup_daily
+SELECT device_id, date_trunc('day', bucket, $1::text),
+       sum(sample_count), sum(sum_pv_power_w), max(max_pv_power_w),
+       sum(sum_battery_power_w), sum(sum_battery_soc_pct),
+       sum(sum_load_power_w), sum(sum_export_power_w),
+       sum(sum_grid_import_w), sum(sum_grid_export_w),
+       sum(sum_battery_charge_w), sum(sum_battery_discharge_w),
+       max(max_pv_daily_kwh)
+FROM sungrow_rollup
+GROUP BY 1, 2
+`
+
+// Every device's days in @zone, summed from the quarter hours.
+func (q *Queries) FillRollupDaily(ctx context.Context, zone string) (int64, error) {
+	result, err := q.db.Exec(ctx, fillRollupDaily, zone)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const insertSamplesRollup = `-- name: InsertSamplesRollup :one
 WITH ins AS (
     INSERT INTO sungrow_samples (
@@ -187,19 +389,50 @@ WITH ins AS (
            unnest($10::int4[])
     ON CONFLICT (device_id, ts) DO NOTHING
     RETURNING device_id, ts, pv_power_w, pv_daily_kwh, battery_power_w, battery_soc_pct, battery_temp_c, load_power_w, export_power_w, sample_count
+), quarters AS (
+    SELECT device_id, date_bin('15 minutes', ts, '2000-01-01T00:00:00Z') AS bucket,
+           sum(sample_count) AS sample_count,
+           sum(pv_power_w * sample_count) AS sum_pv_power_w, max(pv_power_w) AS max_pv_power_w,
+           sum(battery_power_w * sample_count) AS sum_battery_power_w,
+           sum(battery_soc_pct * sample_count) AS sum_battery_soc_pct,
+           sum(load_power_w * sample_count) AS sum_load_power_w,
+           sum(export_power_w * sample_count) AS sum_export_power_w,
+           sum(greatest(-export_power_w, 0) * sample_count) AS sum_grid_import_w,
+           sum(greatest(export_power_w, 0) * sample_count) AS sum_grid_export_w,
+           sum(greatest(battery_power_w, 0) * sample_count) AS sum_battery_charge_w,
+           sum(greatest(-battery_power_w, 0) * sample_count) AS sum_battery_discharge_w,
+           max(pv_daily_kwh) AS max_pv_daily_kwh
+    FROM ins
+    GROUP BY 1, 2
 ), added AS (
     INSERT INTO sungrow_rollup AS r
-    SELECT device_id, date_bin('15 minutes', ts, '2000-01-01T00:00:00Z'),
-           sum(sample_count),
-           sum(pv_power_w * sample_count), max(pv_power_w),
-           sum(battery_power_w * sample_count), sum(battery_soc_pct * sample_count),
-           sum(load_power_w * sample_count), sum(export_power_w * sample_count),
-           sum(greatest(-export_power_w, 0) * sample_count),
-           sum(greatest(export_power_w, 0) * sample_count),
-           sum(greatest(battery_power_w, 0) * sample_count),
-           sum(greatest(-battery_power_w, 0) * sample_count),
-           max(pv_daily_kwh)
-    FROM ins
+    SELECT device_id, bucket, sample_count, sum_pv_power_w, max_pv_power_w, sum_battery_power_w, sum_battery_soc_pct, sum_load_power_w, sum_export_power_w, sum_grid_import_w, sum_grid_export_w, sum_battery_charge_w, sum_battery_discharge_w, max_pv_daily_kwh FROM quarters
+    ORDER BY 1, 2
+    ON CONFLICT (device_id, bucket) DO UPDATE
+    SET sample_count = r.sample_count + excluded.sample_count,
+        sum_pv_power_w = r.sum_pv_power_w + excluded.sum_pv_power_w,
+        max_pv_power_w = greatest(r.max_pv_power_w, excluded.max_pv_power_w),
+        sum_battery_power_w = r.sum_battery_power_w + excluded.sum_battery_power_w,
+        sum_battery_soc_pct = r.sum_battery_soc_pct + excluded.sum_battery_soc_pct,
+        sum_load_power_w = r.sum_load_power_w + excluded.sum_load_power_w,
+        sum_export_power_w = r.sum_export_power_w + excluded.sum_export_power_w,
+        sum_grid_import_w = r.sum_grid_import_w + excluded.sum_grid_import_w,
+        sum_grid_export_w = r.sum_grid_export_w + excluded.sum_grid_export_w,
+        sum_battery_charge_w = r.sum_battery_charge_w + excluded.sum_battery_charge_w,
+        sum_battery_discharge_w = r.sum_battery_discharge_w + excluded.sum_battery_discharge_w,
+        max_pv_daily_kwh = greatest(r.max_pv_daily_kwh, excluded.max_pv_daily_kwh)
+), added_days AS (
+    -- The same quarter hours into their local days, in the zone sungrow_rollup_daily
+    -- is kept in.
+    INSERT INTO sungrow_rollup_daily AS r
+    SELECT device_id, date_trunc('day', bucket, z.zone),
+           sum(sample_count), sum(sum_pv_power_w), max(max_pv_power_w),
+           sum(sum_battery_power_w), sum(sum_battery_soc_pct),
+           sum(sum_load_power_w), sum(sum_export_power_w),
+           sum(sum_grid_import_w), sum(sum_grid_export_w),
+           sum(sum_battery_charge_w), sum(sum_battery_discharge_w),
+           max(max_pv_daily_kwh)
+    FROM quarters, sungrow_rollup_zone z
     GROUP BY 1, 2
     ORDER BY 1, 2
     ON CONFLICT (device_id, bucket) DO UPDATE
@@ -235,8 +468,10 @@ type InsertSamplesRollupParams struct {
 // InsertSamples on plain PostgreSQL: the rows the insert really stored (RETURNING
 // skips every (device_id, ts) already there, also one a concurrent batch committed
 // first) are added to their buckets in the same statement, so a re-sent or overlapping
-// batch counts each stored sample once. Buckets are upserted in key order, so two
-// batches never wait on each other's buckets in a cycle. Returns the samples stored.
+// batch counts each stored sample once; so are their local days (sungrow_rollup_daily,
+// in the zone of sungrow_rollup_zone: none while it has no row). Buckets are upserted
+// in key order, so two batches never wait on each other's buckets in a cycle. Returns
+// the samples stored.
 func (q *Queries) InsertSamplesRollup(ctx context.Context, arg InsertSamplesRollupParams) (int64, error) {
 	row := q.db.QueryRow(ctx, insertSamplesRollup,
 		arg.DeviceID,
@@ -253,6 +488,17 @@ func (q *Queries) InsertSamplesRollup(ctx context.Context, arg InsertSamplesRoll
 	var inserted int64
 	err := row.Scan(&inserted)
 	return inserted, err
+}
+
+const lockRollupDaily = `-- name: LockRollupDaily :exec
+LOCK TABLE sungrow_rollup_daily IN SHARE ROW EXCLUSIVE MODE
+`
+
+// Taken by a rebuild, in its transaction: an ingest (whose insert into the days takes
+// ROW EXCLUSIVE before its snapshot) waits, then sees the new zone.
+func (q *Queries) LockRollupDaily(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, lockRollupDaily)
+	return err
 }
 
 const rebuildRollupBuckets = `-- name: RebuildRollupBuckets :execrows
@@ -286,6 +532,60 @@ func (q *Queries) RebuildRollupBuckets(ctx context.Context, arg RebuildRollupBuc
 	return result.RowsAffected(), nil
 }
 
+const rebuildRollupDays = `-- name: RebuildRollupDays :execrows
+INSERT INTO sungrow_rollup_daily
+SELECT q.device_id, t.bucket,
+       sum(sample_count), sum(sum_pv_power_w), max(max_pv_power_w),
+       sum(sum_battery_power_w), sum(sum_battery_soc_pct),
+       sum(sum_load_power_w), sum(sum_export_power_w),
+       sum(sum_grid_import_w), sum(sum_grid_export_w),
+       sum(sum_battery_charge_w), sum(sum_battery_discharge_w),
+       max(max_pv_daily_kwh)
+FROM (SELECT unnest($1::text[]) AS device_id, unnest($2::timestamptz[]) AS bucket) t
+CROSS JOIN sungrow_rollup_zone z
+JOIN sungrow_rollup q ON q.device_id = t.device_id AND q.bucket >= t.bucket AND q.bucket < t.bucket + interval '26 hours'
+ AND date_trunc('day', q.bucket, z.zone) = t.bucket
+GROUP BY 1, 2
+`
+
+type RebuildRollupDaysParams struct {
+	DeviceIds []string
+	Buckets   []time.Time
+}
+
+// The days (arrays advance together; local midnights in the zone the days are kept
+// in) summed again from their quarter hours. A local day lasts at most 26 hours.
+func (q *Queries) RebuildRollupDays(ctx context.Context, arg RebuildRollupDaysParams) (int64, error) {
+	result, err := q.db.Exec(ctx, rebuildRollupDays, arg.DeviceIds, arg.Buckets)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const rollupDailyPresent = `-- name: RollupDailyPresent :one
+SELECT (to_regclass('sungrow_rollup_daily') IS NOT NULL)::boolean AS present
+`
+
+func (q *Queries) RollupDailyPresent(ctx context.Context) (bool, error) {
+	row := q.db.QueryRow(ctx, rollupDailyPresent)
+	var present bool
+	err := row.Scan(&present)
+	return present, err
+}
+
+const rollupDailyZone = `-- name: RollupDailyZone :one
+SELECT zone FROM sungrow_rollup_zone
+`
+
+// The zone sungrow_rollup_daily's days begin in.
+func (q *Queries) RollupDailyZone(ctx context.Context) (string, error) {
+	row := q.db.QueryRow(ctx, rollupDailyZone)
+	var zone string
+	err := row.Scan(&zone)
+	return zone, err
+}
+
 const rollupPresent = `-- name: RollupPresent :one
 
 SELECT (to_regclass('sungrow_rollup') IS NOT NULL)::boolean AS present
@@ -301,19 +601,24 @@ func (q *Queries) RollupPresent(ctx context.Context) (bool, error) {
 }
 
 const seriesRollup = `-- name: SeriesRollup :many
-WITH parts AS (
-    SELECT date_trunc(CASE WHEN $1::text = 'hour' THEN 'hour' ELSE 'day' END, bucket, $2::text) AS part,
-           sum(sum_pv_power_w) AS sum_pv_power_w, max(max_pv_power_w) AS max_pv_power_w,
-           sum(sum_battery_power_w) AS sum_battery_power_w,
-           sum(sum_battery_soc_pct) AS sum_battery_soc_pct,
-           sum(sum_load_power_w) AS sum_load_power_w, sum(sum_export_power_w) AS sum_export_power_w,
-           sum(sample_count) AS sample_count,
-           sum(sum_grid_import_w) AS sum_grid_import_w, sum(sum_grid_export_w) AS sum_grid_export_w,
-           sum(sum_battery_charge_w) AS sum_battery_charge_w,
-           sum(sum_battery_discharge_w) AS sum_battery_discharge_w,
-           max(max_pv_daily_kwh) AS pv_inverter_kwh
+WITH daily AS (
+    SELECT $1::text <> 'hour' AND EXISTS (SELECT 1 FROM sungrow_rollup_zone WHERE zone = $2::text) AS kept
+), parts AS (
+    SELECT bucket AS part, sum_pv_power_w, max_pv_power_w, sum_battery_power_w, sum_battery_soc_pct,
+           sum_load_power_w, sum_export_power_w, sample_count, sum_grid_import_w, sum_grid_export_w,
+           sum_battery_charge_w, sum_battery_discharge_w, max_pv_daily_kwh AS pv_inverter_kwh
+    FROM sungrow_rollup_daily
+    WHERE (SELECT kept FROM daily)
+      AND device_id = $3::text AND bucket >= $4::timestamptz AND bucket < $5::timestamptz
+    UNION ALL
+    SELECT date_trunc(CASE WHEN $1::text = 'hour' THEN 'hour' ELSE 'day' END, bucket, $2::text),
+           sum(sum_pv_power_w), max(max_pv_power_w), sum(sum_battery_power_w), sum(sum_battery_soc_pct),
+           sum(sum_load_power_w), sum(sum_export_power_w), sum(sample_count),
+           sum(sum_grid_import_w), sum(sum_grid_export_w),
+           sum(sum_battery_charge_w), sum(sum_battery_discharge_w), max(max_pv_daily_kwh)
     FROM sungrow_rollup
-    WHERE device_id = $3 AND bucket >= $4::timestamptz AND bucket < $5::timestamptz
+    WHERE NOT (SELECT kept FROM daily)
+      AND device_id = $3::text AND bucket >= $4::timestamptz AND bucket < $5::timestamptz
     GROUP BY 1
 )
 SELECT date_trunc($1::text, part, $2::text)::timestamptz AS bucket,
@@ -362,9 +667,11 @@ type SeriesRollupRow struct {
 	PvInverterKwh        float64
 }
 
-// The rollup path: hours (@unit 'hour', truncated in @zone, as SeriesRawHourly), days
-// or months (beginning in @zone) summed from the quarter hours, which nest in them.
-// Local days first (hours for 'hour'), for the inverter counter's daily maximum.
+// The rollup path: hours (@unit 'hour', truncated in @zone, as SeriesRawHourly) summed
+// from the quarter hours; days, or months (beginning in @zone) summed from days, read
+// from sungrow_rollup_daily where it is kept in @zone, else summed from the quarter
+// hours, which nest in them. Local days first (hours for 'hour'), for the inverter
+// counter's daily maximum.
 func (q *Queries) SeriesRollup(ctx context.Context, arg SeriesRollupParams) ([]SeriesRollupRow, error) {
 	rows, err := q.db.Query(ctx, seriesRollup,
 		arg.Unit,
@@ -405,4 +712,13 @@ func (q *Queries) SeriesRollup(ctx context.Context, arg SeriesRollupParams) ([]S
 		return nil, err
 	}
 	return items, nil
+}
+
+const setRollupDailyZone = `-- name: SetRollupDailyZone :exec
+UPDATE sungrow_rollup_zone SET zone = $1::text
+`
+
+func (q *Queries) SetRollupDailyZone(ctx context.Context, zone string) error {
+	_, err := q.db.Exec(ctx, setRollupDailyZone, zone)
+	return err
 }

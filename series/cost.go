@@ -79,7 +79,7 @@ func (s *Service) costs(ctx context.Context, agg Aggregate, device string, from,
 		return nil, Pricing{}, nil
 	}
 	m := money{p: Pricing{Currency: &pr.Currency}, buckets: map[int64]moneySums{}}
-	if s.path != PathAggregates || agg == Hourly {
+	if !s.keepsMoney() || agg == Hourly {
 		zone := s.loc.String()
 		if agg == Hourly {
 			zone = s.hourZone
@@ -117,14 +117,30 @@ func (m *money) add(bucket time.Time, r db.CostsRawRow) {
 // span from the first such day to the last is priced in one.
 const maxPricedRuns = 8
 
+// keepsMoney reports whether this path keeps money per local day: the aggregates and
+// plain PostgreSQL's rollup, whose days are stored; the raw samples and the hourly
+// aggregate rolled up into another zone price every read hour by hour.
+func (s *Service) keepsMoney() bool { return s.path == PathAggregates || s.path == PathRollup }
+
 // costsByDay sums the money of daily and monthly buckets from the money kept per local
 // day (sungrow_money_daily), pricing hour by hour only the days without a valid one,
 // which it returns (one row per day) and never stores: a read writes nothing, so it
 // may run on a read-only replica. KeepMoney stores them, on the primary. The days come
-// from the daily aggregate, so a day without samples costs nothing.
+// from the daily aggregate (or the rollup's days), so a day without samples costs
+// nothing.
 func (s *Service) costsByDay(ctx context.Context, agg Aggregate, device string, from, to time.Time, m *money) ([]db.CostsRawRow, error) {
 	zone := s.loc.String()
-	days, err := s.q.DaySampleCounts(ctx, db.DaySampleCountsParams{DeviceID: device, FromTs: from, ToTs: to})
+	var days []db.DaySampleCountsRow
+	var err error
+	if s.path == PathRollup {
+		var rows []db.DaySampleCountsRollupRow
+		rows, err = s.q.DaySampleCountsRollup(ctx, db.DaySampleCountsRollupParams{Zone: zone, DeviceID: device, FromTs: from, ToTs: to})
+		for _, r := range rows {
+			days = append(days, db.DaySampleCountsRow(r))
+		}
+	} else {
+		days, err = s.q.DaySampleCounts(ctx, db.DaySampleCountsParams{DeviceID: device, FromTs: from, ToTs: to})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read the days with samples: %w", err)
 	}
@@ -180,9 +196,9 @@ func (s *Service) costsByDay(ctx context.Context, agg Aggregate, device string, 
 // KeepMoney prices the days of device that are over and have no valid money kept, and
 // keeps them in sungrow_money_daily, so that reads find them priced. It is the only
 // writer of that table and runs on the primary (MoneyKeeper), never within a read. It
-// keeps nothing off the continuous aggregates, where reads keep nothing either.
+// keeps nothing on a path without stored days (keepsMoney), where reads use none.
 func (s *Service) KeepMoney(ctx context.Context, device string) (days int, err error) {
-	if s.path != PathAggregates {
+	if !s.keepsMoney() {
 		return 0, nil
 	}
 	// The version is read before the pricing: a price change racing it leaves rows of

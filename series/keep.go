@@ -55,8 +55,8 @@ func (k *MoneyKeeper) Run(ctx context.Context) {
 // Keep runs one round: every device when the prices changed since the last round (or
 // on the first), else the devices stored since. It returns how many days it kept.
 func (k *MoneyKeeper) Keep(ctx context.Context) (int, error) {
-	if k.svc.path != PathAggregates {
-		return 0, nil // nothing is kept off the aggregates
+	if !k.svc.keepsMoney() {
+		return 0, nil // nothing is kept off the stored days
 	}
 	version, err := k.svc.q.PricesVersion(ctx)
 	if err != nil {
@@ -71,7 +71,7 @@ func (k *MoneyKeeper) Keep(ctx context.Context) (int, error) {
 	all := version != k.version
 	k.mu.Unlock()
 	if all {
-		every, err := k.svc.q.DevicesWithDays(ctx)
+		every, err := k.svc.devicesWithDays(ctx)
 		if err != nil {
 			k.requeue(devices)
 			return 0, fmt.Errorf("list the devices with days: %w", err)
@@ -105,4 +105,12 @@ func (k *MoneyKeeper) requeue(devices []string) {
 	for _, d := range devices {
 		k.dirty[d] = struct{}{}
 	}
+}
+
+// devicesWithDays lists every device with stored days on this path.
+func (s *Service) devicesWithDays(ctx context.Context) ([]string, error) {
+	if s.path == PathRollup {
+		return s.q.DevicesWithDaysRollup(ctx)
+	}
+	return s.q.DevicesWithDays(ctx)
 }

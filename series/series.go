@@ -258,9 +258,10 @@ const (
 	// PathHourlyRollup reads the hourly aggregate and sums it into days and months in
 	// SUNGROW_TZ, because the daily and monthly ones were built in another zone.
 	PathHourlyRollup Path = "hourly aggregate rolled up (aggregates built in another zone)"
-	// PathRollup sums plain PostgreSQL's 15-minute sungrow_rollup into hours, days and
-	// months in SUNGROW_TZ.
-	PathRollup Path = "15-minute rollup (plain PostgreSQL)"
+	// PathRollup reads plain PostgreSQL's rollup: hours summed from its 15-minute
+	// sungrow_rollup, days and months from its local days (sungrow_rollup_daily) where
+	// they are kept in SUNGROW_TZ, else from the quarter hours.
+	PathRollup Path = "rollup (plain PostgreSQL)"
 	// PathRaw computes everything from sungrow_samples.
 	PathRaw Path = "raw samples"
 )

@@ -62,7 +62,7 @@ func Levels(ctx context.Context, conn db.DBTX, loc *time.Location) ([]Level, err
 		return nil, fmt.Errorf("look for the series aggregates: %w", err)
 	}
 	if !present {
-		return plainLevels(ctx, conn, loc)
+		return plainLevels(ctx, conn)
 	}
 	return []Level{aggregateLevel{Hourly, loc}, aggregateLevel{Daily, loc}, aggregateLevel{Monthly, loc}}, nil
 }

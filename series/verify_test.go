@@ -191,12 +191,14 @@ func TestVerifyFindsAndMendsDamagedBuckets(t *testing.T) {
 	is.True(framesEqualRaw(t, d.Pool, loc))
 }
 
-// TestLevelsPlainPostgres: without the aggregates the one stored level is the rollup.
+// TestLevelsPlainPostgres: without the aggregates the stored levels are the rollup's
+// quarter hours and, above them, its days.
 func TestLevelsPlainPostgres(t *testing.T) {
 	is := is.New(t)
 	d := testenv.New(t, testenv.Postgres)
 	levels, err := series.Levels(context.Background(), d.Pool, time.UTC)
 	is.NoErr(err)
-	is.Equal(len(levels), 1)
+	is.Equal(len(levels), 2)
 	is.Equal(levels[0].Name(), series.RollupName)
+	is.Equal(levels[1].Name(), series.RollupDailyName)
 }

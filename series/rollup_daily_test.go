@@ -1,0 +1,187 @@
+package series_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+
+	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/series"
+	"github.com/sungrow/sungrow/telemetry"
+)
+
+// dailyLevel is the database's sungrow_rollup_daily Level, failing the test without one.
+func dailyLevel(t *testing.T, d *testenv.DB) series.Level {
+	t.Helper()
+	levels, err := series.Levels(context.Background(), d.Pool, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range levels {
+		if l.Name() == series.RollupDailyName {
+			return l
+		}
+	}
+	t.Fatalf("no %s among the levels %v", series.RollupDailyName, levels)
+	return nil
+}
+
+func keptZone(t *testing.T, d *testenv.DB) string {
+	t.Helper()
+	var zone string
+	if err := d.Pool.QueryRow(context.Background(), `SELECT zone FROM sungrow_rollup_zone`).Scan(&zone); err != nil {
+		t.Fatal(err)
+	}
+	return zone
+}
+
+// sameAsRaw fails the test unless every frame of rollupFrames answers on svc as on the
+// raw samples.
+func sameAsRaw(t *testing.T, d *testenv.DB, svc *series.Service, loc *time.Location, when string) {
+	t.Helper()
+	got, want := answers(t, svc), answers(t, series.NewRaw(d.Pool, loc))
+	for _, f := range rollupFrames {
+		if err := sameJSON(f.frame+" "+f.date, got[f], want[f]); err != nil {
+			t.Errorf("%s: rollup and raw samples differ: %v", when, err)
+		}
+	}
+}
+
+// TestRollupDaysFollowTheZone: days migrated in UTC are not used by a serve in
+// Brussels (it sums the quarter hours, rightly) until KeepDailyZone builds them again
+// in Brussels; from then on the frames read them (damage to a day shows), ingest adds
+// to them in Brussels, and a second call changes nothing.
+func TestRollupDaysFollowTheZone(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	loc, err := time.LoadLocation("Europe/Brussels")
+	is.NoErr(err)
+	d := testenv.New(t, testenv.Postgres) // migrated in UTC
+	store := telemetry.NewStore(d.Pool)
+	samples := rollupFixture(t, loc)
+	insertAll(t, store, samples[:len(samples)/2])
+	is.Equal(keptZone(t, d), "UTC")
+
+	svc, info, err := series.Open(ctx, d.Pool, loc)
+	is.NoErr(err)
+	is.Equal(info.Path, series.PathRollup)
+	sameAsRaw(t, d, svc, loc, "days kept in UTC, served in Brussels")
+
+	days, err := series.KeepDailyZone(ctx, d.Pool, loc)
+	is.NoErr(err)
+	is.Equal(days, int64(11)) // 2026-03-18 to 03-28, local days
+	is.Equal(keptZone(t, d), "Europe/Brussels")
+	insertAll(t, store, samples[len(samples)/2:]) // into Brussels days, across the DST night
+	sameAsRaw(t, d, svc, loc, "days rebuilt in Brussels")
+	ms, err := dailyLevel(t, d).Compare(ctx, d.Pool, "", time.Time{}, time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC))
+	is.NoErr(err)
+	is.Equal(len(ms), 0)
+
+	days, err = series.KeepDailyZone(ctx, d.Pool, loc)
+	is.NoErr(err)
+	is.Equal(days, int64(0)) // kept in Brussels already
+
+	// The month frame reads the days: a damaged day shows in it.
+	_, err = d.Pool.Exec(ctx, `UPDATE sungrow_rollup_daily SET sample_count = sample_count + 1000
+		WHERE bucket = '2026-03-29T00:00:00+01:00'`)
+	is.NoErr(err)
+	before := frameTotals(t, series.NewRaw(d.Pool, loc), "month", "2026-03-01")
+	after := frameTotals(t, svc, "month", "2026-03-01")
+	var diff int64
+	for i := range after.Buckets {
+		diff += after.Buckets[i].SampleCount - before.Buckets[i].SampleCount
+	}
+	is.Equal(diff, int64(1000))
+}
+
+// TestRollupDailyLevelFindsAndRepairsDamage damages three days (a sum, a missing row,
+// an extra row): Compare names exactly those, Repair mends them, and every frame
+// answers as the raw samples again.
+func TestRollupDailyLevelFindsAndRepairsDamage(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	loc, err := time.LoadLocation("Europe/Brussels")
+	is.NoErr(err)
+	d := testenv.NewInZone(t, testenv.Postgres, loc.String())
+	insertAll(t, telemetry.NewStore(d.Pool), rollupFixture(t, loc))
+	level := dailyLevel(t, d)
+	far := time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+	ms, err := level.Compare(ctx, d.Pool, "", time.Time{}, far)
+	is.NoErr(err)
+	is.Equal(len(ms), 0) // ingest kept it right
+
+	damaged := time.Date(2026, 3, 29, 0, 0, 0, 0, loc) // the DST day: 23 hours
+	gone := time.Date(2026, 4, 2, 0, 0, 0, 0, loc)
+	extra := time.Date(2026, 5, 1, 0, 0, 0, 0, loc)
+	_, err = d.Pool.Exec(ctx, `UPDATE sungrow_rollup_daily SET max_pv_daily_kwh = max_pv_daily_kwh + 1 WHERE bucket = $1`, damaged)
+	is.NoErr(err)
+	_, err = d.Pool.Exec(ctx, `DELETE FROM sungrow_rollup_daily WHERE bucket = $1`, gone)
+	is.NoErr(err)
+	_, err = d.Pool.Exec(ctx, `INSERT INTO sungrow_rollup_daily SELECT device_id, $1, sample_count, sum_pv_power_w,
+		max_pv_power_w, sum_battery_power_w, sum_battery_soc_pct, sum_load_power_w, sum_export_power_w,
+		sum_grid_import_w, sum_grid_export_w, sum_battery_charge_w, sum_battery_discharge_w, max_pv_daily_kwh
+		FROM sungrow_rollup_daily WHERE bucket = $2`, extra, damaged)
+	is.NoErr(err)
+
+	ms, err = level.Compare(ctx, d.Pool, rollupDevice, time.Time{}, far)
+	is.NoErr(err)
+	is.Equal(len(ms), 3)
+	is.True(ms[0].Bucket.Equal(damaged) && len(ms[0].Fields) == 1 && ms[0].Fields[0].Field == "max_pv_daily_kwh")
+	is.True(ms[1].Bucket.Equal(gone) && ms[1].Missing)
+	is.True(ms[2].Bucket.Equal(extra) && ms[2].Extra)
+	is.Equal(ms[0].Level, series.RollupDailyName)
+	is.Equal(ms[0].Bucket.Location().String(), "Europe/Brussels")
+
+	is.NoErr(level.Repair(ctx, d.Pool, ms))
+	ms, err = level.Compare(ctx, d.Pool, "", time.Time{}, far)
+	is.NoErr(err)
+	is.Equal(len(ms), 0)
+	svc, _, err := series.Open(ctx, d.Pool, loc)
+	is.NoErr(err)
+	sameAsRaw(t, d, svc, loc, "after the repair")
+}
+
+// TestRollupDaysRebuiltDuringIngest: a rebuild in another zone while batches arrive
+// leaves every day equal to its quarter hours: an ingest waits for the rebuild and
+// then adds to the days of the new zone.
+func TestRollupDaysRebuiltDuringIngest(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	loc, err := time.LoadLocation("Europe/Brussels")
+	is.NoErr(err)
+	d := testenv.New(t, testenv.Postgres)
+	store := telemetry.NewStore(d.Pool)
+	samples := rollupFixture(t, loc)
+	insertAll(t, store, samples[:len(samples)/3])
+	rest := samples[len(samples)/3:]
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		part := rest[i*len(rest)/8 : (i+1)*len(rest)/8]
+		wg.Go(func() {
+			for ; len(part) > 0; part = part[min(len(part), 200):] {
+				if _, err := store.Insert(ctx, rollupDevice, part[:min(len(part), 200)]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	_, err = series.KeepDailyZone(ctx, d.Pool, loc)
+	is.NoErr(err)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	is.Equal(keptZone(t, d), "Europe/Brussels")
+	ms, err := dailyLevel(t, d).Compare(ctx, d.Pool, "", time.Time{}, time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC))
+	is.NoErr(err)
+	is.Equal(len(ms), 0)
+	svc, _, err := series.Open(ctx, d.Pool, loc)
+	is.NoErr(err)
+	sameAsRaw(t, d, svc, loc, "after a rebuild during ingest")
+}
