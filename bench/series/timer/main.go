@@ -38,6 +38,7 @@ func run() error {
 	label := flag.String("label", "", "label of this run")
 	device := flag.String("device", "bench-device", "device whose series are timed")
 	tz := flag.String("tz", "UTC", "SUNGROW_TZ the frames are served in")
+	keep := flag.Bool("keep", false, "first keep the money of the days that are over, as serve's money keeper does")
 	flag.Parse()
 	loc, err := time.LoadLocation(*tz)
 	if err != nil {
@@ -64,6 +65,14 @@ func run() error {
 	}
 	if *raw {
 		svc, info.Path = series.NewRaw(pool, loc), series.PathRaw
+	}
+	if *keep {
+		start := time.Now()
+		days, err := svc.KeepMoney(ctx, *device)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("kept the money of %d days in %s\n", days, time.Since(start).Round(time.Millisecond))
 	}
 	d, err := svc.ParseDate(*date, time.Now())
 	if err != nil {
