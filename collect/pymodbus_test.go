@@ -20,7 +20,7 @@ import (
 // ours: Debian's python3-pymodbus serving fixed registers (scripts/services installs it;
 // /usr/bin/python3, since a python3 earlier on PATH, e.g. pyenv's, does not see Debian's packages).
 func TestCollectOnceAgainstPymodbus(t *testing.T) {
-	if exec.Command("/usr/bin/python3", "-c", "import pymodbus").Run() != nil {
+	if exec.Command("/usr/bin/python3", "-c", "import pymodbus.server").Run() != nil {
 		t.Fatal("python3-pymodbus is not installed: run scripts/services")
 	}
 	tests := []struct {
