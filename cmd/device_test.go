@@ -354,7 +354,17 @@ func TestDeviceRemoveDeleteData(t *testing.T) {
 					count(*) FILTER (WHERE device_id = 'inverter-b') FROM sungrow_rollup`).Scan(&a, &b))
 				is.Equal(a, 0)
 				is.Equal(b, 48)
-				ms, err := series.RollupLevel{}.Compare(ctx, pool, "", time.Time{}, time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC))
+				// So did its days.
+				is.NoErr(pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE device_id = 'inverter-a'),
+					count(*) FILTER (WHERE device_id = 'inverter-b') FROM sungrow_rollup_daily`).Scan(&a, &b))
+				is.Equal(a, 0)
+				is.True(b > 0)
+				levels, err := series.Levels(ctx, pool, time.UTC)
+				is.NoErr(err)
+				is.Equal(len(levels), 2) // the quarter hours and the days
+				ms, err := series.Check(ctx, pool, levels, "", func(series.Level) (time.Time, time.Time) {
+					return time.Time{}, time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+				})
 				is.NoErr(err)
 				is.Equal(len(ms), 0)
 			}

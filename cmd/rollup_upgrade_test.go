@@ -13,8 +13,10 @@ import (
 	"github.com/matryer/is"
 
 	"github.com/sungrow/sungrow/internal/testenv"
+	"github.com/sungrow/sungrow/internal/testserve"
 	"github.com/sungrow/sungrow/series"
 	sungrowsql "github.com/sungrow/sungrow/sql"
+	"github.com/sungrow/sungrow/telemetry"
 )
 
 // TestUpgradeFillsTheRollup: a plain PostgreSQL database of the previous release
@@ -102,4 +104,36 @@ func TestUpgradeFillsTheRollup(t *testing.T) {
 	_, err = runCLI(env, "migrate", "up")
 	is.NoErr(err)
 	check("after down and up")
+}
+
+// TestServeRebuildsTheRollupDaysInANewZone: a plain PostgreSQL database migrated in UTC
+// and served in Europe/Brussels gets its days built again in Brussels at serve's start,
+// and says so once; a second start finds them in Brussels already.
+func TestServeRebuildsTheRollupDaysInANewZone(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	d := testenv.New(t, testenv.Postgres) // migrated in UTC
+	var samples []telemetry.Sample
+	for ts := time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC); ts.Day() == 29; ts = ts.Add(5 * time.Minute) { // the DST day
+		samples = append(samples, telemetry.Sample{DeviceID: "inverter-tz", TS: ts, PVPowerW: 1000, LoadPowerW: 400,
+			ExportPowerW: 600, BatterySoCPct: 50, SampleCount: 1})
+	}
+	_, err := telemetry.NewStore(d.Pool).Insert(ctx, "inverter-tz", samples)
+	is.NoErr(err)
+	zone := func() (z string) {
+		is.NoErr(d.Pool.QueryRow(ctx, "SELECT zone FROM sungrow_rollup_zone").Scan(&z))
+		return z
+	}
+	days := func() (n int) {
+		is.NoErr(d.Pool.QueryRow(ctx, "SELECT count(*) FROM sungrow_rollup_daily").Scan(&n))
+		return n
+	}
+	is.Equal(zone(), "UTC")
+	env := map[string]string{"DATABASE_URL": d.URL, "SUNGROW_TZ": "Europe/Brussels", "AGGREGATE_AUDIT_S": "0"}
+	s := testserve.StartServe(t, env)
+	is.True(strings.Contains(s.Logs.String(), "rebuilt the rollup's days in SUNGROW_TZ"))
+	is.Equal(zone(), "Europe/Brussels")
+	is.Equal(days(), 2) // a UTC day is two local days in Brussels
+	again := testserve.StartServe(t, env)
+	is.True(!strings.Contains(again.Logs.String(), "rebuilt the rollup's days"))
 }
