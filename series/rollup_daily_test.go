@@ -120,11 +120,7 @@ func TestRollupDailyLevelFindsAndRepairsDamage(t *testing.T) {
 	is.NoErr(err)
 	_, err = d.Pool.Exec(ctx, `DELETE FROM sungrow_rollup_daily WHERE bucket = $1`, gone)
 	is.NoErr(err)
-	_, err = d.Pool.Exec(ctx, `INSERT INTO sungrow_rollup_daily SELECT device_id, $1, sample_count, sum_pv_power_w,
-		max_pv_power_w, sum_battery_power_w, sum_battery_soc_pct, sum_load_power_w, sum_export_power_w,
-		sum_grid_import_w, sum_grid_export_w, sum_battery_charge_w, sum_battery_discharge_w, max_pv_daily_kwh
-		FROM sungrow_rollup_daily WHERE bucket = $2`, extra, damaged)
-	is.NoErr(err)
+	copyBucket(t, d, "sungrow_rollup_daily", damaged, extra)
 
 	ms, err = level.Compare(ctx, d.Pool, rollupDevice, time.Time{}, far)
 	is.NoErr(err)

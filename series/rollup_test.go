@@ -304,11 +304,7 @@ func TestRollupLevelFindsAndRepairsDamage(t *testing.T) {
 	is.NoErr(err)
 	_, err = d.Pool.Exec(ctx, `DELETE FROM sungrow_rollup WHERE bucket = $1`, gone)
 	is.NoErr(err)
-	_, err = d.Pool.Exec(ctx, `INSERT INTO sungrow_rollup SELECT device_id, $1, sample_count, sum_pv_power_w,
-		max_pv_power_w, sum_battery_power_w, sum_battery_soc_pct, sum_load_power_w, sum_export_power_w,
-		sum_grid_import_w, sum_grid_export_w, sum_battery_charge_w, sum_battery_discharge_w, max_pv_daily_kwh
-		FROM sungrow_rollup WHERE bucket = $2`, extra, damaged)
-	is.NoErr(err)
+	copyBucket(t, d, "sungrow_rollup", damaged, extra)
 
 	ms, err = level.Compare(ctx, d.Pool, rollupDevice, time.Time{}, far)
 	is.NoErr(err)
@@ -326,4 +322,17 @@ func TestRollupLevelFindsAndRepairsDamage(t *testing.T) {
 	ms, err = level.Compare(ctx, d.Pool, "", time.Time{}, far)
 	is.NoErr(err)
 	is.Equal(len(ms), 0)
+}
+
+// copyBucket damages table (the rollup's quarter hours or days) with an extra row at
+// to, a copy of the one at from.
+func copyBucket(t *testing.T, d *testenv.DB, table string, from, to time.Time) {
+	t.Helper()
+	_, err := d.Pool.Exec(context.Background(), `INSERT INTO `+table+` SELECT device_id, $1, sample_count, sum_pv_power_w,
+		max_pv_power_w, sum_battery_power_w, sum_battery_soc_pct, sum_load_power_w, sum_export_power_w,
+		sum_grid_import_w, sum_grid_export_w, sum_battery_charge_w, sum_battery_discharge_w, max_pv_daily_kwh
+		FROM `+table+` WHERE bucket = $2`, to, from)
+	if err != nil {
+		t.Fatal(err)
+	}
 }
