@@ -85,7 +85,7 @@ func TestMigrate(t *testing.T) {
 			is.True(version != "0")
 
 			// Down all the way, then up again, restores the same schema.
-			for range 10 {
+			for range 20 {
 				out, _, err = run(ctx, env, "migrate", "down")
 				is.NoErr(err)
 				if strings.Contains(out, "nothing to roll back") {

@@ -206,7 +206,7 @@ func TestDevicesAndTokensReachEveryInstance(t *testing.T) {
 	for _, tok := range []issued{first, second, third} {
 		is.Equal(tablesHolding(t, d.Pool, tok.Token), []string(nil))
 	}
-	is.Equal(len(tablesHolding(t, d.Pool, "inverter-a")), 4) // samples, the rollup, devices, tokens
+	is.Equal(len(tablesHolding(t, d.Pool, "inverter-a")), 5) // samples, the rollup's quarter hours and days, devices, tokens
 
 	// No token in any log line, at debug level, nor in the commands' diagnostics.
 	logs := a.Logs.String() + b.Logs.String() + c.stderr.String()
