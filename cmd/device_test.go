@@ -323,6 +323,13 @@ func TestDeviceRemoveDeleteData(t *testing.T) {
 				c.run("simulate", "--device", dev, "--days", "0.5", "--end", "2026-01-01T00:00:00Z")
 			}
 			c.run("refresh")
+			// Money kept for a day of each (as serve's keeper would): only inverter-a's goes.
+			keep, err := pgxpool.New(ctx, d.URL)
+			is.NoErr(err)
+			_, err = keep.Exec(ctx, `INSERT INTO sungrow_money_daily SELECT device, '2025-12-31T00:00:00Z', 'UTC', 1,
+				8640, 12, 0, 0, 1.5, 0.5, 2.5 FROM unnest(ARRAY['inverter-a', 'inverter-b']) AS device`)
+			is.NoErr(err)
+			keep.Close()
 
 			out := c.run("device", "remove", "inverter-a", "--delete-data", "--yes", "--json")
 			var res struct {
@@ -341,6 +348,10 @@ func TestDeviceRemoveDeleteData(t *testing.T) {
 				count(*) FILTER (WHERE device_id = 'inverter-b') FROM sungrow_samples`).Scan(&a, &b))
 			is.Equal(a, 0)
 			is.Equal(b, 8640) // the other device's samples stay
+			is.NoErr(pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE device_id = 'inverter-a'),
+				count(*) FILTER (WHERE device_id = 'inverter-b') FROM sungrow_money_daily`).Scan(&a, &b))
+			is.Equal(a, 0) // a device added again with the same history must not find its money
+			is.Equal(b, 1)
 			if d.Timescale {
 				// The materialized hours forgot the deleted samples, and only them.
 				table := testenv.MaterializationTable(t, pool, "sungrow_hourly")

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -179,7 +180,12 @@ func startSeries(ctx context.Context, pool *pgxpool.Pool, cfg config.Config, int
 	case info.Path == series.PathRollup:
 		start := time.Now()
 		days, err := series.KeepDailyZone(ctx, pool, cfg.TZ)
-		if err != nil {
+		switch {
+		case errors.Is(err, series.ErrDailyZoneBusy):
+			logger.Warn("series: the rollup's days are kept in another zone than SUNGROW_TZ and could not be "+
+				"rebuilt now; reads sum the quarter hours (right, slower) and the next start tries again",
+				"zone", zone, "err", err)
+		case err != nil:
 			return nil, nil, nil, err
 		}
 		if days > 0 {

@@ -7,7 +7,19 @@ package db
 
 import (
 	"context"
+	"time"
 )
+
+const deleteDeviceMoney = `-- name: DeleteDeviceMoney :exec
+DELETE FROM sungrow_money_daily WHERE device_id = $1::text
+`
+
+// With DeleteDeviceSamples: a device's samples all went, so does the money kept for
+// its days (a device added again with the same history must not find it valid).
+func (q *Queries) DeleteDeviceMoney(ctx context.Context, deviceID string) error {
+	_, err := q.db.Exec(ctx, deleteDeviceMoney, deviceID)
+	return err
+}
 
 const devicesWithDays = `-- name: DevicesWithDays :many
 SELECT DISTINCT device_id FROM sungrow_daily ORDER BY device_id
@@ -33,6 +45,29 @@ func (q *Queries) DevicesWithDays(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+const forgetKeptMoney = `-- name: ForgetKeptMoney :exec
+DELETE FROM sungrow_money_daily m
+USING (SELECT unnest($1::text[]) AS device_id, unnest($2::timestamptz[]) AS from_ts,
+              unnest($3::timestamptz[]) AS to_ts) t
+WHERE (t.device_id = '' OR m.device_id = t.device_id)
+  AND m.day > t.from_ts - interval '26 hours' AND m.day < t.to_ts
+`
+
+type ForgetKeptMoneyParams struct {
+	DeviceIds []string
+	FromTs    []time.Time
+	ToTs      []time.Time
+}
+
+// The money kept for the days of each device (” for every device) that may hold a
+// bucket recomputed in [from_ts, to_ts) (arrays advance together): a repair that
+// changes a day's sums but not its sample count would leave it looking valid. A local
+// day lasts at most 26 hours; a neighbouring day forgotten too is priced again.
+func (q *Queries) ForgetKeptMoney(ctx context.Context, arg ForgetKeptMoneyParams) error {
+	_, err := q.db.Exec(ctx, forgetKeptMoney, arg.DeviceIds, arg.FromTs, arg.ToTs)
+	return err
 }
 
 const pricesVersion = `-- name: PricesVersion :one

@@ -276,15 +276,22 @@ func (q *Queries) DaySampleCountsRollup(ctx context.Context, arg DaySampleCounts
 }
 
 const deleteDeviceRollup = `-- name: DeleteDeviceRollup :exec
-WITH days AS (
-    DELETE FROM sungrow_rollup_daily WHERE device_id = $1::text
-)
 DELETE FROM sungrow_rollup WHERE device_id = $1::text
 `
 
-// With DeleteDeviceSamples: a device's samples all went, so do its buckets and days.
+// With DeleteDeviceSamples: a device's samples all went, so do its quarter hours, and
+// then (DeleteDeviceRollupDays, in this order, as ingest locks them) its days.
 func (q *Queries) DeleteDeviceRollup(ctx context.Context, deviceID string) error {
 	_, err := q.db.Exec(ctx, deleteDeviceRollup, deviceID)
+	return err
+}
+
+const deleteDeviceRollupDays = `-- name: DeleteDeviceRollupDays :exec
+DELETE FROM sungrow_rollup_daily WHERE device_id = $1::text
+`
+
+func (q *Queries) DeleteDeviceRollupDays(ctx context.Context, deviceID string) error {
+	_, err := q.db.Exec(ctx, deleteDeviceRollupDays, deviceID)
 	return err
 }
 
@@ -421,9 +428,12 @@ WITH ins AS (
         sum_battery_charge_w = r.sum_battery_charge_w + excluded.sum_battery_charge_w,
         sum_battery_discharge_w = r.sum_battery_discharge_w + excluded.sum_battery_discharge_w,
         max_pv_daily_kwh = greatest(r.max_pv_daily_kwh, excluded.max_pv_daily_kwh)
+    RETURNING 1
 ), added_days AS (
     -- The same quarter hours into their local days, in the zone sungrow_rollup_daily
-    -- is kept in.
+    -- is kept in. Only once every quarter hour is upserted (the count reads them all
+    -- first): a batch locks quarter hours, then days, in the order device removal
+    -- deletes them, so the two never wait on each other in a cycle.
     INSERT INTO sungrow_rollup_daily AS r
     SELECT device_id, date_trunc('day', bucket, z.zone),
            sum(sample_count), sum(sum_pv_power_w), max(max_pv_power_w),
@@ -433,6 +443,7 @@ WITH ins AS (
            sum(sum_battery_charge_w), sum(sum_battery_discharge_w),
            max(max_pv_daily_kwh)
     FROM quarters, sungrow_rollup_zone z
+    WHERE (SELECT count(*) FROM added) >= 0
     GROUP BY 1, 2
     ORDER BY 1, 2
     ON CONFLICT (device_id, bucket) DO UPDATE

@@ -618,6 +618,21 @@ func (q *Queries) SetConfig(ctx context.Context, arg SetConfigParams) error {
 	return err
 }
 
+const setLocalConfig = `-- name: SetLocalConfig :exec
+SELECT set_config($1::text, $2::text, true)
+`
+
+type SetLocalConfigParams struct {
+	Name  string
+	Value string
+}
+
+// A setting for the rest of the transaction only.
+func (q *Queries) SetLocalConfig(ctx context.Context, arg SetLocalConfigParams) error {
+	_, err := q.db.Exec(ctx, setLocalConfig, arg.Name, arg.Value)
+	return err
+}
+
 const tryRefreshLock = `-- name: TryRefreshLock :one
 SELECT pg_try_advisory_lock($1::bigint) AS locked
 `

@@ -152,7 +152,8 @@ func (a *Admin) RemoveDevice(ctx context.Context, id string, deleteData bool) (R
 		if err != nil {
 			return fmt.Errorf("delete the samples of %s: %w", id, err)
 		}
-		// On plain PostgreSQL the device's rollup buckets go with its samples.
+		// On plain PostgreSQL the device's rollup buckets go with its samples; on both
+		// backends the money kept for its days.
 		hasRollup, err := q.RollupPresent(ctx)
 		if err != nil {
 			return fmt.Errorf("look for the rollup: %w", err)
@@ -161,6 +162,12 @@ func (a *Admin) RemoveDevice(ctx context.Context, id string, deleteData bool) (R
 			if err := q.DeleteDeviceRollup(ctx, id); err != nil {
 				return fmt.Errorf("delete the rollup of %s: %w", id, err)
 			}
+			if err := q.DeleteDeviceRollupDays(ctx, id); err != nil {
+				return fmt.Errorf("delete the rollup's days of %s: %w", id, err)
+			}
+		}
+		if err := q.DeleteDeviceMoney(ctx, id); err != nil {
+			return fmt.Errorf("delete the money kept for %s: %w", id, err)
 		}
 		res.DeletedSamples = del.Deleted
 		if del.Deleted > 0 {

@@ -164,3 +164,7 @@ SELECT pg_advisory_unlock(@key::bigint);
 
 -- name: SetConfig :exec
 SELECT set_config(@name::text, @value::text, false);
+
+-- name: SetLocalConfig :exec
+-- A setting for the rest of the transaction only.
+SELECT set_config(@name::text, @value::text, true);

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/sungrow/sungrow/db"
 )
 
@@ -46,8 +48,9 @@ func (l RollupDailyLevel) Compare(ctx context.Context, conn db.DBTX, device stri
 }
 
 // Repair implements Level: the days of ms are deleted and summed again from their
-// quarter hours (an extra one, without any, stays deleted), in one transaction.
-func (RollupDailyLevel) Repair(ctx context.Context, conn db.DBTX, ms []Mismatch) error {
+// quarter hours (an extra one, without any, stays deleted), and the money kept for
+// them is forgotten, in one transaction.
+func (l RollupDailyLevel) Repair(ctx context.Context, conn db.DBTX, ms []Mismatch) error {
 	if len(ms) == 0 {
 		return nil
 	}
@@ -75,6 +78,13 @@ func (RollupDailyLevel) Repair(ctx context.Context, conn db.DBTX, ms []Mismatch)
 	if _, err := q.RebuildRollupDays(ctx, db.RebuildRollupDaysParams(p)); err != nil {
 		return fmt.Errorf("repair %s: rebuild %d days: %w", RollupDailyName, len(ms), err)
 	}
+	forget := db.ForgetKeptMoneyParams{DeviceIds: p.DeviceIds, FromTs: p.Buckets}
+	for _, b := range p.Buckets {
+		forget.ToTs = append(forget.ToTs, Daily.Next(b, l.loc))
+	}
+	if err := q.ForgetKeptMoney(ctx, forget); err != nil {
+		return fmt.Errorf("repair %s: forget the money kept for them: %w", RollupDailyName, err)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("repair %s: commit: %w", RollupDailyName, err)
 	}
@@ -101,12 +111,19 @@ func rollupDailyZone(ctx context.Context, q *db.Queries) (*time.Location, error)
 	return loc, nil
 }
 
+// ErrDailyZoneBusy is KeepDailyZone's answer when another transaction held the days
+// for longer than it waits: they stay in their zone, reads sum the quarter hours.
+var ErrDailyZoneBusy = errors.New("the rollup's days are busy: not rebuilt in the new zone")
+
+// dailyLockWait is how long KeepDailyZone waits for the days' lock.
+const dailyLockWait = "5s"
+
 // KeepDailyZone makes plain PostgreSQL's sungrow_rollup_daily begin its days in loc:
 // kept in another zone (SUNGROW_TZ changed since `migrate up`), it is built again from
-// the quarter hours, in one transaction that ingest waits for, and it returns how many
-// days it built (0: the zone was loc already, or there is no such table). Until then
-// reads sum the quarter hours, so no answer is ever in the wrong zone. Serve calls it
-// at start.
+// the quarter hours, in one transaction that ingest waits for (about 0.1 s per
+// device-year), and it returns how many days it built (0: the zone was loc already, or
+// there is no such table). Until then reads sum the quarter hours, so no answer is
+// ever in the wrong zone. Serve calls it at start.
 func KeepDailyZone(ctx context.Context, conn db.DBTX, loc *time.Location) (int64, error) {
 	kept, err := rollupDailyZone(ctx, db.New(conn))
 	if err != nil || kept == nil || kept.String() == loc.String() {
@@ -122,7 +139,15 @@ func KeepDailyZone(ctx context.Context, conn db.DBTX, loc *time.Location) (int64
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op after Commit
 	q := db.New(tx)
+	// Never queue behind a long holder (a removal, a repair): every ingest would queue
+	// behind this lock too.
+	if err := q.SetLocalConfig(ctx, db.SetLocalConfigParams{Name: "lock_timeout", Value: dailyLockWait}); err != nil {
+		return 0, fmt.Errorf("rebuild %s in %s: set lock_timeout: %w", RollupDailyName, loc, err)
+	}
 	if err := q.LockRollupDaily(ctx); err != nil {
+		if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "55P03" { // lock_not_available
+			return 0, fmt.Errorf("%w: %s was not free within %s", ErrDailyZoneBusy, RollupDailyName, dailyLockWait)
+		}
 		return 0, fmt.Errorf("rebuild %s in %s: lock: %w", RollupDailyName, loc, err)
 	}
 	if kept, err = rollupDailyZone(ctx, q); err != nil || kept.String() == loc.String() {

@@ -2,6 +2,7 @@ package series_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -131,10 +132,13 @@ func TestRollupDailyLevelFindsAndRepairsDamage(t *testing.T) {
 	is.Equal(ms[0].Level, series.RollupDailyName)
 	is.Equal(ms[0].Bucket.Location().String(), "Europe/Brussels")
 
+	farDay := time.Date(2026, 3, 20, 0, 0, 0, 0, loc)
+	keptMoneyFor(t, d.Pool, rollupDevice, damaged, gone, farDay)
 	is.NoErr(level.Repair(ctx, d.Pool, ms))
 	ms, err = level.Compare(ctx, d.Pool, "", time.Time{}, far)
 	is.NoErr(err)
 	is.Equal(len(ms), 0)
+	is.Equal(keptMoneyDays(t, d.Pool, rollupDevice, damaged, gone, farDay), []bool{false, false, true}) // repaired days are priced again
 	svc, _, err := series.Open(ctx, d.Pool, loc)
 	is.NoErr(err)
 	sameAsRaw(t, d, svc, loc, "after the repair")
@@ -180,4 +184,66 @@ func TestRollupDaysRebuiltDuringIngest(t *testing.T) {
 	svc, _, err := series.Open(ctx, d.Pool, loc)
 	is.NoErr(err)
 	sameAsRaw(t, d, svc, loc, "after a rebuild during ingest")
+}
+
+// TestIngestLocksQuarterHoursBeforeDays: a batch waiting for a quarter hour holds no
+// day yet, the order device removal deletes them in, so the two never deadlock.
+func TestIngestLocksQuarterHoursBeforeDays(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	d := testenv.New(t, testenv.Postgres)
+	store := telemetry.NewStore(d.Pool)
+	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	sample := func(ts time.Time) []telemetry.Sample {
+		return []telemetry.Sample{{DeviceID: rollupDevice, TS: ts, PVPowerW: 1000, LoadPowerW: 500, ExportPowerW: 500,
+			BatterySoCPct: 50, SampleCount: 1}}
+	}
+	_, err := store.Insert(ctx, rollupDevice, sample(at))
+	is.NoErr(err)
+
+	holder, err := d.Pool.Begin(ctx)
+	is.NoErr(err)
+	defer func() { _ = holder.Rollback(ctx) }()
+	_, err = holder.Exec(ctx, `SELECT 1 FROM sungrow_rollup WHERE bucket = $1 FOR UPDATE`, at)
+	is.NoErr(err)
+	inserted := make(chan error, 1)
+	go func() {
+		_, err := store.Insert(ctx, rollupDevice, sample(at.Add(5*time.Second))) // the held quarter hour
+		inserted <- err
+	}()
+	testenv.Await(t, "the batch waiting for the held quarter hour", 10*time.Second, func() bool {
+		var waiting bool
+		err := d.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%InsertSamplesRollup%')`).Scan(&waiting)
+		return err == nil && waiting
+	})
+	probe, err := d.Pool.Begin(ctx)
+	is.NoErr(err)
+	_, dayLocked := probe.Exec(ctx, `SELECT 1 FROM sungrow_rollup_daily FOR UPDATE NOWAIT`)
+	_ = probe.Rollback(ctx) // every connection back before any assertion can stop the test
+	is.NoErr(holder.Rollback(ctx))
+	is.NoErr(<-inserted)
+	is.NoErr(dayLocked) // the day was free: the batch had not touched it
+}
+
+// TestRollupDaysRebuildGivesWayToALongHolder: a rebuild that cannot lock the days
+// within its wait says so (ErrDailyZoneBusy) and leaves them in their zone.
+func TestRollupDaysRebuildGivesWayToALongHolder(t *testing.T) {
+	is := is.New(t)
+	ctx := context.Background()
+	loc, err := time.LoadLocation("Europe/Brussels")
+	is.NoErr(err)
+	d := testenv.New(t, testenv.Postgres) // days in UTC
+	holder, err := d.Pool.Begin(ctx)
+	is.NoErr(err)
+	defer func() { _ = holder.Rollback(ctx) }()
+	_, err = holder.Exec(ctx, `LOCK TABLE sungrow_rollup_daily IN ROW EXCLUSIVE MODE`) // as an ingest holds it
+	is.NoErr(err)
+	_, err = series.KeepDailyZone(ctx, d.Pool, loc)
+	is.True(errors.Is(err, series.ErrDailyZoneBusy))
+	is.NoErr(holder.Rollback(ctx))
+	is.Equal(keptZone(t, d), "UTC")
+	_, err = series.KeepDailyZone(ctx, d.Pool, loc) // free again
+	is.NoErr(err)
+	is.Equal(keptZone(t, d), "Europe/Brussels")
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/matryer/is"
 
 	"github.com/sungrow/sungrow/internal/testenv"
@@ -318,10 +319,13 @@ func TestRollupLevelFindsAndRepairsDamage(t *testing.T) {
 	is.NoErr(err)
 	is.Equal(len(other), 0)
 
+	damagedDay, farDay := time.Date(2026, 3, 29, 0, 0, 0, 0, loc), time.Date(2026, 3, 20, 0, 0, 0, 0, loc)
+	keptMoneyFor(t, d.Pool, rollupDevice, damagedDay, farDay)
 	is.NoErr(level.Repair(ctx, d.Pool, ms))
 	ms, err = level.Compare(ctx, d.Pool, "", time.Time{}, far)
 	is.NoErr(err)
 	is.Equal(len(ms), 0)
+	is.Equal(keptMoneyDays(t, d.Pool, rollupDevice, damagedDay, farDay), []bool{false, true}) // the repaired day's money is priced again
 }
 
 // copyBucket damages table (the rollup's quarter hours or days) with an extra row at
@@ -335,4 +339,29 @@ func copyBucket(t *testing.T, d *testenv.DB, table string, from, to time.Time) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// keptMoneyFor stores money for the local days (as the money keeper would: a
+// valid-looking row), to see which a repair forgets.
+func keptMoneyFor(t *testing.T, pool *pgxpool.Pool, device string, days ...time.Time) {
+	t.Helper()
+	for _, day := range days {
+		if _, err := pool.Exec(context.Background(), `INSERT INTO sungrow_money_daily
+			VALUES ($1, $2, 'Europe/Brussels', 1, 720, 24, 0, 0, 1.5, 0.5, 2.5)`, device, day); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// keptMoneyDays is whether money is kept for each of the days.
+func keptMoneyDays(t *testing.T, pool *pgxpool.Pool, device string, days ...time.Time) []bool {
+	t.Helper()
+	out := make([]bool, len(days))
+	for i, day := range days {
+		if err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM sungrow_money_daily
+			WHERE device_id = $1 AND day = $2)`, device, day).Scan(&out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }

@@ -84,7 +84,8 @@ type txBeginner interface {
 }
 
 // Repair implements Level: the buckets of ms are deleted and summed again from the
-// raw samples (an extra one, without samples, stays deleted), in one transaction.
+// raw samples (an extra one, without samples, stays deleted), and the money kept for
+// their days is forgotten, in one transaction.
 func (RollupLevel) Repair(ctx context.Context, conn db.DBTX, ms []Mismatch) error {
 	if len(ms) == 0 {
 		return nil
@@ -112,6 +113,13 @@ func (RollupLevel) Repair(ctx context.Context, conn db.DBTX, ms []Mismatch) erro
 	}
 	if _, err := q.RebuildRollupBuckets(ctx, db.RebuildRollupBucketsParams(p)); err != nil {
 		return fmt.Errorf("repair %s: rebuild %d buckets: %w", RollupName, len(ms), err)
+	}
+	forget := db.ForgetKeptMoneyParams{DeviceIds: p.DeviceIds, FromTs: p.Buckets}
+	for _, b := range p.Buckets {
+		forget.ToTs = append(forget.ToTs, b.Add(rollupBucket))
+	}
+	if err := q.ForgetKeptMoney(ctx, forget); err != nil {
+		return fmt.Errorf("repair %s: forget the money kept for their days: %w", RollupName, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("repair %s: commit: %w", RollupName, err)

@@ -260,7 +260,7 @@ func same(a, b float64) bool {
 
 // Repair recomputes the buckets of ms, one forced refresh per run of adjacent buckets
 // (a refresh recomputes every device's buckets in its window: the others' are right
-// already and stay so).
+// already and stay so), and forgets the money kept for the days of each run.
 func (l aggregateLevel) Repair(ctx context.Context, conn db.DBTX, ms []Mismatch) error {
 	starts := make([]time.Time, 0, len(ms))
 	for _, m := range ms {
@@ -275,6 +275,12 @@ func (l aggregateLevel) Repair(ctx context.Context, conn db.DBTX, ms []Mismatch)
 		}
 		if err := Recompute(ctx, conn, l.agg, from, to); err != nil {
 			return fmt.Errorf("repair: %w", err)
+		}
+		// Sums recomputed with their sample counts unchanged would leave the money kept
+		// for those days looking valid.
+		if err := db.New(conn).ForgetKeptMoney(ctx, db.ForgetKeptMoneyParams{DeviceIds: []string{""},
+			FromTs: []time.Time{from}, ToTs: []time.Time{to}}); err != nil {
+			return fmt.Errorf("repair: forget the money kept from %s to %s: %w", from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 		}
 	}
 	return nil

@@ -136,9 +136,12 @@ func TestVerifyFindsAndMendsDamagedBuckets(t *testing.T) {
 	is.Equal(len(other), 0)
 
 	// Finest first: once the day is mended, March agrees with its days again.
+	farDay := time.Date(2026, 10, 10, 0, 0, 0, 0, loc)
+	keptMoneyFor(t, d.Pool, dev, day, farDay)
 	mended, err := series.Mend(ctx, d.Pool, levels, "", all)
 	is.NoErr(err)
 	is.Equal(len(mended), 2)
+	is.Equal(keptMoneyDays(t, d.Pool, dev, day, farDay), []bool{false, true}) // the mended day is priced again
 	ms, err = series.Check(ctx, d.Pool, levels, "", all)
 	is.NoErr(err)
 	is.Equal(len(ms), 0)
