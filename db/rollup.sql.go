@@ -20,44 +20,28 @@ func (q *Queries) ClearRollupDaily(ctx context.Context) error {
 }
 
 const compareRollup = `-- name: CompareRollup :many
-WITH r AS (
-    SELECT device_id, bucket, sample_count, sum_pv_power_w, max_pv_power_w, sum_battery_power_w, sum_battery_soc_pct, sum_load_power_w, sum_export_power_w, sum_grid_import_w, sum_grid_export_w, sum_battery_charge_w, sum_battery_discharge_w, max_pv_daily_kwh FROM sungrow_rollup
+WITH stored AS (
+    SELECT device_id, bucket, ARRAY[sample_count::float8, max_pv_power_w, sum_pv_power_w, sum_battery_power_w, sum_battery_soc_pct, sum_load_power_w, sum_export_power_w, sum_grid_import_w, sum_grid_export_w, sum_battery_charge_w, sum_battery_discharge_w, coalesce(max_pv_daily_kwh, 'NaN')]::float8[] AS v
+    FROM sungrow_rollup
     WHERE ($1::text = '' OR device_id = $1::text)
       AND bucket >= $2::timestamptz AND bucket < $3::timestamptz
-), s AS (
+), expected AS (
     SELECT device_id, date_bin('15 minutes', ts, '2000-01-01T00:00:00Z') AS bucket,
-           sum(sample_count) AS sample_count,
-           sum(pv_power_w * sample_count) AS sum_pv_power_w, max(pv_power_w) AS max_pv_power_w,
-           sum(battery_power_w * sample_count) AS sum_battery_power_w,
-           sum(battery_soc_pct * sample_count) AS sum_battery_soc_pct,
-           sum(load_power_w * sample_count) AS sum_load_power_w,
-           sum(export_power_w * sample_count) AS sum_export_power_w,
-           sum(greatest(-export_power_w, 0) * sample_count) AS sum_grid_import_w,
-           sum(greatest(export_power_w, 0) * sample_count) AS sum_grid_export_w,
-           sum(greatest(battery_power_w, 0) * sample_count) AS sum_battery_charge_w,
-           sum(greatest(-battery_power_w, 0) * sample_count) AS sum_battery_discharge_w,
-           max(pv_daily_kwh) AS max_pv_daily_kwh
+           ARRAY[sum(sample_count)::float8, max(pv_power_w), sum(pv_power_w * sample_count),
+                 sum(battery_power_w * sample_count), sum(battery_soc_pct * sample_count),
+                 sum(load_power_w * sample_count), sum(export_power_w * sample_count),
+                 sum(greatest(-export_power_w, 0) * sample_count), sum(greatest(export_power_w, 0) * sample_count),
+                 sum(greatest(battery_power_w, 0) * sample_count), sum(greatest(-battery_power_w, 0) * sample_count),
+                 coalesce(max(pv_daily_kwh), 'NaN')]::float8[] AS v
     FROM sungrow_samples
     WHERE ($1::text = '' OR device_id = $1::text)
       AND ts >= $2::timestamptz AND ts < $3::timestamptz
     GROUP BY 1, 2
 )
-SELECT coalesce(r.device_id, s.device_id)::text AS device_id,
-       coalesce(r.bucket, s.bucket)::timestamptz AS bucket,
-       (r.device_id IS NULL)::boolean AS missing, (s.device_id IS NULL)::boolean AS extra,
-       coalesce(r.sample_count::float8, 'NaN')::float8 AS stored_sample_count, coalesce(s.sample_count::float8, 'NaN')::float8 AS raw_sample_count,
-       coalesce(r.sum_pv_power_w, 'NaN')::float8 AS stored_sum_pv_power_w, coalesce(s.sum_pv_power_w, 'NaN')::float8 AS raw_sum_pv_power_w,
-       coalesce(r.max_pv_power_w, 'NaN')::float8 AS stored_max_pv_power_w, coalesce(s.max_pv_power_w, 'NaN')::float8 AS raw_max_pv_power_w,
-       coalesce(r.sum_battery_power_w, 'NaN')::float8 AS stored_sum_battery_power_w, coalesce(s.sum_battery_power_w, 'NaN')::float8 AS raw_sum_battery_power_w,
-       coalesce(r.sum_battery_soc_pct, 'NaN')::float8 AS stored_sum_battery_soc_pct, coalesce(s.sum_battery_soc_pct, 'NaN')::float8 AS raw_sum_battery_soc_pct,
-       coalesce(r.sum_load_power_w, 'NaN')::float8 AS stored_sum_load_power_w, coalesce(s.sum_load_power_w, 'NaN')::float8 AS raw_sum_load_power_w,
-       coalesce(r.sum_export_power_w, 'NaN')::float8 AS stored_sum_export_power_w, coalesce(s.sum_export_power_w, 'NaN')::float8 AS raw_sum_export_power_w,
-       coalesce(r.sum_grid_import_w, 'NaN')::float8 AS stored_sum_grid_import_w, coalesce(s.sum_grid_import_w, 'NaN')::float8 AS raw_sum_grid_import_w,
-       coalesce(r.sum_grid_export_w, 'NaN')::float8 AS stored_sum_grid_export_w, coalesce(s.sum_grid_export_w, 'NaN')::float8 AS raw_sum_grid_export_w,
-       coalesce(r.sum_battery_charge_w, 'NaN')::float8 AS stored_sum_battery_charge_w, coalesce(s.sum_battery_charge_w, 'NaN')::float8 AS raw_sum_battery_charge_w,
-       coalesce(r.sum_battery_discharge_w, 'NaN')::float8 AS stored_sum_battery_discharge_w, coalesce(s.sum_battery_discharge_w, 'NaN')::float8 AS raw_sum_battery_discharge_w,
-       coalesce(r.max_pv_daily_kwh, 'NaN')::float8 AS stored_max_pv_daily_kwh, coalesce(s.max_pv_daily_kwh, 'NaN')::float8 AS raw_max_pv_daily_kwh
-FROM r FULL JOIN s ON r.device_id = s.device_id AND r.bucket = s.bucket
+SELECT coalesce(s.device_id, e.device_id)::text AS device_id,
+       coalesce(s.bucket, e.bucket)::timestamptz AS bucket,
+       s.v AS stored, e.v AS expected
+FROM stored s FULL JOIN expected e ON e.device_id = s.device_id AND e.bucket = s.bucket
 ORDER BY 1, 2
 `
 
@@ -68,39 +52,15 @@ type CompareRollupParams struct {
 }
 
 type CompareRollupRow struct {
-	DeviceID                   string
-	Bucket                     time.Time
-	Missing                    bool
-	Extra                      bool
-	StoredSampleCount          float64
-	RawSampleCount             float64
-	StoredSumPvPowerW          float64
-	RawSumPvPowerW             float64
-	StoredMaxPvPowerW          float64
-	RawMaxPvPowerW             float64
-	StoredSumBatteryPowerW     float64
-	RawSumBatteryPowerW        float64
-	StoredSumBatterySocPct     float64
-	RawSumBatterySocPct        float64
-	StoredSumLoadPowerW        float64
-	RawSumLoadPowerW           float64
-	StoredSumExportPowerW      float64
-	RawSumExportPowerW         float64
-	StoredSumGridImportW       float64
-	RawSumGridImportW          float64
-	StoredSumGridExportW       float64
-	RawSumGridExportW          float64
-	StoredSumBatteryChargeW    float64
-	RawSumBatteryChargeW       float64
-	StoredSumBatteryDischargeW float64
-	RawSumBatteryDischargeW    float64
-	StoredMaxPvDailyKwh        float64
-	RawMaxPvDailyKwh           float64
+	DeviceID string
+	Bucket   time.Time
+	Stored   []float64
+	Expected []float64
 }
 
 // Every bucket of [from_ts, to_ts) of @device_id (” for every device) as the rollup
-// holds it and as the raw samples add up to (NaN where one side has no row); the
-// caller compares them.
+// holds it and as the raw samples add up to; nil where one side has no row. Fields in
+// the order of series.hourlyFields.
 func (q *Queries) CompareRollup(ctx context.Context, arg CompareRollupParams) ([]CompareRollupRow, error) {
 	rows, err := q.db.Query(ctx, compareRollup, arg.DeviceID, arg.FromTs, arg.ToTs)
 	if err != nil {
@@ -113,32 +73,8 @@ func (q *Queries) CompareRollup(ctx context.Context, arg CompareRollupParams) ([
 		if err := rows.Scan(
 			&i.DeviceID,
 			&i.Bucket,
-			&i.Missing,
-			&i.Extra,
-			&i.StoredSampleCount,
-			&i.RawSampleCount,
-			&i.StoredSumPvPowerW,
-			&i.RawSumPvPowerW,
-			&i.StoredMaxPvPowerW,
-			&i.RawMaxPvPowerW,
-			&i.StoredSumBatteryPowerW,
-			&i.RawSumBatteryPowerW,
-			&i.StoredSumBatterySocPct,
-			&i.RawSumBatterySocPct,
-			&i.StoredSumLoadPowerW,
-			&i.RawSumLoadPowerW,
-			&i.StoredSumExportPowerW,
-			&i.RawSumExportPowerW,
-			&i.StoredSumGridImportW,
-			&i.RawSumGridImportW,
-			&i.StoredSumGridExportW,
-			&i.RawSumGridExportW,
-			&i.StoredSumBatteryChargeW,
-			&i.RawSumBatteryChargeW,
-			&i.StoredSumBatteryDischargeW,
-			&i.RawSumBatteryDischargeW,
-			&i.StoredMaxPvDailyKwh,
-			&i.RawMaxPvDailyKwh,
+			&i.Stored,
+			&i.Expected,
 		); err != nil {
 			return nil, err
 		}

@@ -51,44 +51,18 @@ func (l RollupDailyLevel) Compare(ctx context.Context, conn db.DBTX, device stri
 // quarter hours (an extra one, without any, stays deleted), and the money kept for
 // them is forgotten, in one transaction.
 func (l RollupDailyLevel) Repair(ctx context.Context, conn db.DBTX, ms []Mismatch) error {
-	if len(ms) == 0 {
-		return nil
-	}
-	b, ok := conn.(txBeginner)
-	if !ok {
-		return errors.New("repair " + RollupDailyName + ": the connection cannot begin a transaction")
-	}
-	var p db.DeleteRollupDaysParams
-	for _, m := range ms {
-		if m.Level != RollupDailyName {
-			return fmt.Errorf("repair %s: a mismatch of %s", RollupDailyName, m.Level)
-		}
-		p.DeviceIds = append(p.DeviceIds, m.DeviceID)
-		p.Buckets = append(p.Buckets, m.Bucket)
-	}
-	tx, err := b.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("repair %s: begin: %w", RollupDailyName, err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op after Commit
-	q := db.New(tx)
-	if err := q.DeleteRollupDays(ctx, p); err != nil {
-		return fmt.Errorf("repair %s: delete %d days: %w", RollupDailyName, len(ms), err)
-	}
-	if _, err := q.RebuildRollupDays(ctx, db.RebuildRollupDaysParams(p)); err != nil {
-		return fmt.Errorf("repair %s: rebuild %d days: %w", RollupDailyName, len(ms), err)
-	}
-	forget := db.ForgetKeptMoneyParams{DeviceIds: p.DeviceIds, FromTs: p.Buckets}
-	for _, b := range p.Buckets {
-		forget.ToTs = append(forget.ToTs, Daily.Next(b, l.loc))
-	}
-	if err := q.ForgetKeptMoney(ctx, forget); err != nil {
-		return fmt.Errorf("repair %s: forget the money kept for them: %w", RollupDailyName, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("repair %s: commit: %w", RollupDailyName, err)
-	}
-	return nil
+	return repairBuckets(ctx, conn, RollupDailyName, ms,
+		func(t time.Time) time.Time { return t },
+		func(t time.Time) time.Time { return Daily.Next(t, l.loc) },
+		func(q *db.Queries, p db.DeleteRollupBucketsParams) error {
+			if err := q.DeleteRollupDays(ctx, db.DeleteRollupDaysParams(p)); err != nil {
+				return fmt.Errorf("delete %d days: %w", len(p.Buckets), err)
+			}
+			if _, err := q.RebuildRollupDays(ctx, db.RebuildRollupDaysParams(p)); err != nil {
+				return fmt.Errorf("rebuild %d days: %w", len(p.Buckets), err)
+			}
+			return nil
+		})
 }
 
 // rollupDailyZone is the zone sungrow_rollup_daily is kept in, nil before migration 11.
@@ -124,47 +98,40 @@ const dailyLockWait = "5s"
 // device-year), and it returns how many days it built (0: the zone was loc already, or
 // there is no such table). Until then reads sum the quarter hours, so no answer is
 // ever in the wrong zone. Serve calls it at start.
-func KeepDailyZone(ctx context.Context, conn db.DBTX, loc *time.Location) (int64, error) {
+func KeepDailyZone(ctx context.Context, conn db.DBTX, loc *time.Location) (days int64, err error) {
 	kept, err := rollupDailyZone(ctx, db.New(conn))
 	if err != nil || kept == nil || kept.String() == loc.String() {
 		return 0, err
 	}
-	b, ok := conn.(txBeginner)
-	if !ok {
-		return 0, errors.New("rebuild " + RollupDailyName + ": the connection cannot begin a transaction")
-	}
-	tx, err := b.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("rebuild %s in %s: begin: %w", RollupDailyName, loc, err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op after Commit
-	q := db.New(tx)
-	// Never queue behind a long holder (a removal, a repair): every ingest would queue
-	// behind this lock too.
-	if err := q.SetLocalConfig(ctx, db.SetLocalConfigParams{Name: "lock_timeout", Value: dailyLockWait}); err != nil {
-		return 0, fmt.Errorf("rebuild %s in %s: set lock_timeout: %w", RollupDailyName, loc, err)
-	}
-	if err := q.LockRollupDaily(ctx); err != nil {
-		if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "55P03" { // lock_not_available
-			return 0, fmt.Errorf("%w: %s was not free within %s", ErrDailyZoneBusy, RollupDailyName, dailyLockWait)
+	err = inTx(ctx, conn, fmt.Sprintf("rebuild %s in %s", RollupDailyName, loc), func(q *db.Queries) error {
+		// Never queue behind a long holder (a removal, a repair): every ingest would
+		// queue behind this lock too.
+		if err := q.SetLocalConfig(ctx, db.SetLocalConfigParams{Name: "lock_timeout", Value: dailyLockWait}); err != nil {
+			return fmt.Errorf("set lock_timeout: %w", err)
 		}
-		return 0, fmt.Errorf("rebuild %s in %s: lock: %w", RollupDailyName, loc, err)
-	}
-	if kept, err = rollupDailyZone(ctx, q); err != nil || kept.String() == loc.String() {
-		return 0, err // another serve rebuilt it while this one waited for the lock
-	}
-	if err := q.SetRollupDailyZone(ctx, loc.String()); err != nil {
-		return 0, fmt.Errorf("rebuild %s in %s: set the zone: %w", RollupDailyName, loc, err)
-	}
-	if err := q.ClearRollupDaily(ctx); err != nil {
-		return 0, fmt.Errorf("rebuild %s in %s: clear: %w", RollupDailyName, loc, err)
-	}
-	n, err := q.FillRollupDaily(ctx, loc.String())
+		if err := q.LockRollupDaily(ctx); err != nil {
+			if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "55P03" { // lock_not_available
+				return fmt.Errorf("%w: %s was not free within %s", ErrDailyZoneBusy, RollupDailyName, dailyLockWait)
+			}
+			return fmt.Errorf("lock: %w", err)
+		}
+		if kept, err = rollupDailyZone(ctx, q); err != nil || kept.String() == loc.String() {
+			return err // another serve rebuilt it while this one waited for the lock
+		}
+		if err := q.SetRollupDailyZone(ctx, loc.String()); err != nil {
+			return fmt.Errorf("set the zone: %w", err)
+		}
+		if err := q.ClearRollupDaily(ctx); err != nil {
+			return fmt.Errorf("clear: %w", err)
+		}
+		days, err = q.FillRollupDaily(ctx, loc.String())
+		if err != nil {
+			return fmt.Errorf("fill: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("rebuild %s in %s: fill: %w", RollupDailyName, loc, err)
+		return 0, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("rebuild %s in %s: commit: %w", RollupDailyName, loc, err)
-	}
-	return n, nil
+	return days, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,10 +21,6 @@ const RollupName = "sungrow_rollup"
 // rollupBucket is the rollup's bucket width (date_bin in queries/rollup.sql).
 const rollupBucket = 15 * time.Minute
 
-// sumTolerance is how far (relative) a stored sum may be from the raw one: the two
-// add the same terms in different orders.
-const sumTolerance = 1e-9
-
 // Name implements Level.
 func (RollupLevel) Name() string { return RollupName }
 
@@ -38,44 +33,11 @@ func (RollupLevel) Compare(ctx context.Context, conn db.DBTX, device string, fro
 	}
 	var out []Mismatch
 	for _, r := range rows {
-		m := Mismatch{Level: RollupName, DeviceID: r.DeviceID, Bucket: r.Bucket, Missing: r.Missing, Extra: r.Extra}
-		if !r.Missing && !r.Extra {
-			for _, f := range []struct {
-				name          string
-				stored, sumOf float64
-			}{
-				{"sample_count", r.StoredSampleCount, r.RawSampleCount},
-				{"sum_pv_power_w", r.StoredSumPvPowerW, r.RawSumPvPowerW},
-				{"max_pv_power_w", r.StoredMaxPvPowerW, r.RawMaxPvPowerW},
-				{"sum_battery_power_w", r.StoredSumBatteryPowerW, r.RawSumBatteryPowerW},
-				{"sum_battery_soc_pct", r.StoredSumBatterySocPct, r.RawSumBatterySocPct},
-				{"sum_load_power_w", r.StoredSumLoadPowerW, r.RawSumLoadPowerW},
-				{"sum_export_power_w", r.StoredSumExportPowerW, r.RawSumExportPowerW},
-				{"sum_grid_import_w", r.StoredSumGridImportW, r.RawSumGridImportW},
-				{"sum_grid_export_w", r.StoredSumGridExportW, r.RawSumGridExportW},
-				{"sum_battery_charge_w", r.StoredSumBatteryChargeW, r.RawSumBatteryChargeW},
-				{"sum_battery_discharge_w", r.StoredSumBatteryDischargeW, r.RawSumBatteryDischargeW},
-				{"max_pv_daily_kwh", r.StoredMaxPvDailyKwh, r.RawMaxPvDailyKwh},
-			} {
-				if !closeEnough(f.stored, f.sumOf) {
-					m.Fields = append(m.Fields, FieldDiff{Field: f.name, Stored: f.stored, Expected: f.sumOf})
-				}
-			}
-		}
-		if m.Missing || m.Extra || len(m.Fields) > 0 {
+		if m, differs := diff(RollupName, hourlyFields, pair{r.DeviceID, r.Bucket, r.Stored, r.Expected}); differs {
 			out = append(out, m)
 		}
 	}
 	return out, nil
-}
-
-// closeEnough reports whether a equals b to sumTolerance relative; NaN (no counter
-// on either side) equals only NaN.
-func closeEnough(a, b float64) bool {
-	if math.IsNaN(a) || math.IsNaN(b) {
-		return math.IsNaN(a) && math.IsNaN(b)
-	}
-	return math.Abs(a-b) <= sumTolerance*max(math.Abs(a), math.Abs(b))
 }
 
 // txBeginner is a pool, connection or transaction that can begin a (sub)transaction.
@@ -87,42 +49,69 @@ type txBeginner interface {
 // raw samples (an extra one, without samples, stays deleted), and the money kept for
 // their days is forgotten, in one transaction.
 func (RollupLevel) Repair(ctx context.Context, conn db.DBTX, ms []Mismatch) error {
+	return repairBuckets(ctx, conn, RollupName, ms,
+		func(t time.Time) time.Time { return t.Truncate(rollupBucket) },
+		func(t time.Time) time.Time { return t.Add(rollupBucket) },
+		func(q *db.Queries, p db.DeleteRollupBucketsParams) error {
+			if err := q.DeleteRollupBuckets(ctx, p); err != nil {
+				return fmt.Errorf("delete %d buckets: %w", len(p.Buckets), err)
+			}
+			if _, err := q.RebuildRollupBuckets(ctx, db.RebuildRollupBucketsParams(p)); err != nil {
+				return fmt.Errorf("rebuild %d buckets: %w", len(p.Buckets), err)
+			}
+			return nil
+		})
+}
+
+// repairBuckets is the rollup levels' Repair: in one transaction, redo recomputes the
+// buckets of ms (all of level name; starts give the arrays of devices and bucket
+// starts, which advance together), and the money kept for the days that may hold
+// [start, next(start)) is forgotten.
+func repairBuckets(ctx context.Context, conn db.DBTX, name string, ms []Mismatch, start, next func(time.Time) time.Time,
+	redo func(*db.Queries, db.DeleteRollupBucketsParams) error) error {
 	if len(ms) == 0 {
 		return nil
 	}
+	var p db.DeleteRollupBucketsParams
+	forget := db.ForgetKeptMoneyParams{}
+	for _, m := range ms {
+		if m.Level != name {
+			return fmt.Errorf("repair %s: a mismatch of %s", name, m.Level)
+		}
+		b := start(m.Bucket)
+		p.DeviceIds = append(p.DeviceIds, m.DeviceID)
+		p.Buckets = append(p.Buckets, b)
+		forget.ToTs = append(forget.ToTs, next(b))
+	}
+	forget.DeviceIds, forget.FromTs = p.DeviceIds, p.Buckets
+	return inTx(ctx, conn, "repair "+name, func(q *db.Queries) error {
+		if err := redo(q, p); err != nil {
+			return err
+		}
+		if err := q.ForgetKeptMoney(ctx, forget); err != nil {
+			return fmt.Errorf("forget the money kept for their days: %w", err)
+		}
+		return nil
+	})
+}
+
+// inTx runs fn in one transaction on conn (a pool, connection or transaction), errors
+// named by what.
+func inTx(ctx context.Context, conn db.DBTX, what string, fn func(*db.Queries) error) error {
 	b, ok := conn.(txBeginner)
 	if !ok {
-		return errors.New("repair " + RollupName + ": the connection cannot begin a transaction")
-	}
-	var p db.DeleteRollupBucketsParams
-	for _, m := range ms {
-		if m.Level != RollupName {
-			return fmt.Errorf("repair %s: a mismatch of %s", RollupName, m.Level)
-		}
-		p.DeviceIds = append(p.DeviceIds, m.DeviceID)
-		p.Buckets = append(p.Buckets, m.Bucket.Truncate(rollupBucket))
+		return errors.New(what + ": the connection cannot begin a transaction")
 	}
 	tx, err := b.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("repair %s: begin: %w", RollupName, err)
+		return fmt.Errorf("%s: begin: %w", what, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op after Commit
-	q := db.New(tx)
-	if err := q.DeleteRollupBuckets(ctx, p); err != nil {
-		return fmt.Errorf("repair %s: delete %d buckets: %w", RollupName, len(ms), err)
-	}
-	if _, err := q.RebuildRollupBuckets(ctx, db.RebuildRollupBucketsParams(p)); err != nil {
-		return fmt.Errorf("repair %s: rebuild %d buckets: %w", RollupName, len(ms), err)
-	}
-	forget := db.ForgetKeptMoneyParams{DeviceIds: p.DeviceIds, FromTs: p.Buckets}
-	for _, b := range p.Buckets {
-		forget.ToTs = append(forget.ToTs, b.Add(rollupBucket))
-	}
-	if err := q.ForgetKeptMoney(ctx, forget); err != nil {
-		return fmt.Errorf("repair %s: forget the money kept for their days: %w", RollupName, err)
+	if err := fn(db.New(tx)); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("repair %s: commit: %w", RollupName, err)
+		return fmt.Errorf("%s: commit: %w", what, err)
 	}
 	return nil
 }
