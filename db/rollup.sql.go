@@ -154,63 +154,6 @@ func (q *Queries) CompareRollupDaily(ctx context.Context, arg CompareRollupDaily
 	return items, nil
 }
 
-const daySampleCountsRollup = `-- name: DaySampleCountsRollup :many
-WITH daily AS (
-    SELECT EXISTS (SELECT 1 FROM sungrow_rollup_zone WHERE zone = $1::text) AS kept
-)
-SELECT bucket AS day, sample_count
-FROM sungrow_rollup_daily
-WHERE (SELECT kept FROM daily)
-  AND device_id = $2::text AND bucket >= $3::timestamptz AND bucket < $4::timestamptz
-UNION ALL
-SELECT date_trunc('day', bucket, $1::text)::timestamptz, sum(sample_count)::bigint
-FROM sungrow_rollup
-WHERE NOT (SELECT kept FROM daily)
-  AND device_id = $2::text AND bucket >= $3::timestamptz AND bucket < $4::timestamptz
-GROUP BY 1
-ORDER BY 1
-`
-
-type DaySampleCountsRollupParams struct {
-	Zone     string
-	DeviceID string
-	FromTs   time.Time
-	ToTs     time.Time
-}
-
-type DaySampleCountsRollupRow struct {
-	Day         time.Time
-	SampleCount int64
-}
-
-// DaySampleCounts on plain PostgreSQL: every local day in @zone with samples in
-// [from_ts, to_ts) and its sample count, from sungrow_rollup_daily where it is kept in
-// @zone, else summed from the quarter hours.
-func (q *Queries) DaySampleCountsRollup(ctx context.Context, arg DaySampleCountsRollupParams) ([]DaySampleCountsRollupRow, error) {
-	rows, err := q.db.Query(ctx, daySampleCountsRollup,
-		arg.Zone,
-		arg.DeviceID,
-		arg.FromTs,
-		arg.ToTs,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []DaySampleCountsRollupRow
-	for rows.Next() {
-		var i DaySampleCountsRollupRow
-		if err := rows.Scan(&i.Day, &i.SampleCount); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const deleteDeviceRollup = `-- name: DeleteDeviceRollup :exec
 DELETE FROM sungrow_rollup WHERE device_id = $1::text
 `

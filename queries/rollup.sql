@@ -284,25 +284,6 @@ JOIN sungrow_rollup q ON q.device_id = t.device_id AND q.bucket >= t.bucket AND 
  AND date_trunc('day', q.bucket, z.zone) = t.bucket
 GROUP BY 1, 2;
 
--- name: DaySampleCountsRollup :many
--- DaySampleCounts on plain PostgreSQL: every local day in @zone with samples in
--- [from_ts, to_ts) and its sample count, from sungrow_rollup_daily where it is kept in
--- @zone, else summed from the quarter hours.
-WITH daily AS (
-    SELECT EXISTS (SELECT 1 FROM sungrow_rollup_zone WHERE zone = @zone::text) AS kept
-)
-SELECT bucket AS day, sample_count
-FROM sungrow_rollup_daily
-WHERE (SELECT kept FROM daily)
-  AND device_id = @device_id::text AND bucket >= @from_ts::timestamptz AND bucket < @to_ts::timestamptz
-UNION ALL
-SELECT date_trunc('day', bucket, @zone::text)::timestamptz, sum(sample_count)::bigint
-FROM sungrow_rollup
-WHERE NOT (SELECT kept FROM daily)
-  AND device_id = @device_id::text AND bucket >= @from_ts::timestamptz AND bucket < @to_ts::timestamptz
-GROUP BY 1
-ORDER BY 1;
-
 -- name: DevicesWithDaysRollup :many
 -- DevicesWithDays on plain PostgreSQL: every device the rollup's days hold.
 SELECT DISTINCT device_id FROM sungrow_rollup_daily ORDER BY device_id;

@@ -133,10 +133,11 @@ func (s *Service) costsByDay(ctx context.Context, agg Aggregate, device string, 
 	var days []db.DaySampleCountsRow
 	var err error
 	if s.path == PathRollup {
-		var rows []db.DaySampleCountsRollupRow
-		rows, err = s.q.DaySampleCountsRollup(ctx, db.DaySampleCountsRollupParams{Zone: zone, DeviceID: device, FromTs: from, ToTs: to})
+		// The rollup's days are read as a week or month frame reads them.
+		var rows []db.SeriesRawRow
+		rows, err = s.read(ctx, Daily, device, from, to)
 		for _, r := range rows {
-			days = append(days, db.DaySampleCountsRow(r))
+			days = append(days, db.DaySampleCountsRow{Day: r.Bucket, SampleCount: r.SampleCount})
 		}
 	} else {
 		days, err = s.q.DaySampleCounts(ctx, db.DaySampleCountsParams{DeviceID: device, FromTs: from, ToTs: to})
